@@ -1,0 +1,136 @@
+"""The check contract and the runner that isolates checks from each other."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+
+from steadyval._progress import progress_bar
+from steadyval.data import Dataset
+from steadyval.findings import FINDING_IDS, Finding, Severity, sort_findings
+
+# Metadata columns with more levels than this are identifiers, not sites or devices.
+MAX_LEVELS = 30
+
+
+class AuditContext:
+    """The dataset plus what several checks share, computed once on first use."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.seed = seed
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        """(N, F) float32 image features (random conv filters, thumbnails, properties)."""
+        from steadyval.audit.features import image_features
+
+        return image_features(self.dataset, seed=self.seed)
+
+    @cached_property
+    def categorical_metadata(self) -> list[str]:
+        """Metadata columns that look like site / device / view: 2..MAX_LEVELS levels."""
+        out = []
+        records = self.dataset.records
+        for col in self.dataset.metadata:
+            levels = records[col].astype(str).nunique()
+            if 2 <= levels <= min(MAX_LEVELS, max(2, len(records) // 5)):
+                out.append(col)
+        return out
+
+    @cached_property
+    def groups(self) -> np.ndarray:
+        """(N,) group ids; images without a group are their own group."""
+        g = self.dataset.records["group"].astype(str).to_numpy(dtype=object).copy()
+        blank = g == ""
+        g[blank] = [f"\0row{i}" for i in np.flatnonzero(blank)]
+        return g
+
+
+class Check:
+    """One diagnostic: declares its finding id and what it needs, returns findings.
+
+    Subclasses set ``id`` (a finding id from the catalogue), ``needs`` (a subset of
+    ``{"val", "metadata", "groups"}``) and implement :meth:`run`.
+    """
+
+    id: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset()
+    remedies: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_id = getattr(cls, "id", None)
+        if check_id not in FINDING_IDS:
+            raise TypeError(f"{cls.__name__} must set `id` to a finding id, got {check_id!r}")
+
+    def missing(self, ctx: AuditContext) -> str | None:
+        """Why this check cannot run on ``ctx``, or None when it can."""
+        ds = ctx.dataset
+        if "val" in self.needs and len(ds.split_index("val")) == 0:
+            return "no validation images"
+        if "metadata" in self.needs and not ctx.categorical_metadata:
+            return "no categorical metadata column (site, device, view, …)"
+        if "groups" in self.needs and ds.group_column is None:
+            return "no group / patient column (name one with --group)"
+        return None
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        """Return this check's findings (empty when nothing is wrong)."""
+        raise NotImplementedError
+
+    def finding(self, severity: Severity, title: str, message: str, evidence: dict[str, Any],
+                samples: list[str] | None = None) -> Finding:
+        """A finding with this check's id and remedies."""
+        return Finding(self.id, severity, title, message, evidence, samples or [],
+                       list(self.remedies))
+
+
+@dataclass
+class AuditResult:
+    """Everything the audit found, plus which checks were skipped and why."""
+
+    dataset: Dataset
+    findings: list[Finding]
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def worst(self) -> Severity | None:
+        """The most severe finding's severity, or None when there is none."""
+        return self.findings[0].severity if self.findings else None
+
+    def by_id(self, finding_id: str) -> list[Finding]:
+        """The findings with one id."""
+        return [f for f in self.findings if f.id == finding_id]
+
+
+def run_checks(dataset: Dataset, checks: list[Check], seed: int = 0,
+               progress: bool = False) -> AuditResult:
+    """Run ``checks``; a check that raises becomes a ``check.failed`` info finding."""
+    ctx = AuditContext(dataset, seed)
+    findings: list[Finding] = []
+    skipped: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    with progress_bar(len(checks), "auditing", progress) as advance:
+        for check in checks:
+            reason = check.missing(ctx)
+            if reason:
+                skipped[check.id] = reason
+                advance()
+                continue
+            start = time.perf_counter()
+            try:
+                findings.extend(check.run(ctx))
+            except Exception as exc:  # isolation: one broken check must not hide the others
+                findings.append(Finding(
+                    "check.failed", Severity.INFO, f"The {check.id} check failed",
+                    f"{type(exc).__name__}: {exc}. The other checks ran; please report this.",
+                    {"check": check.id, "traceback": traceback.format_exc(limit=3)}))
+            seconds[check.id] = time.perf_counter() - start
+            advance()
+    return AuditResult(dataset, sort_findings(findings), skipped, seconds)

@@ -1,0 +1,53 @@
+"""Image features for the model-based checks (label noise, domain classifier).
+
+Raw pixels are too weak: a logistic regression on them reaches only 0.53-0.69
+cross-validated accuracy on real cell and histology images (DESIGN.md). Two layers of
+fixed random convolution filters with global mean and max pooling are translation
+invariant (a lesion anywhere in the lung counts), need no training and no download,
+and cost a few seconds for 10k images on two cores; thumbnails and the properties add
+layout and intensity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from steadyval.data import Dataset
+from steadyval.data.properties import CONTENT_PROPERTIES
+
+CHUNK = 1024
+
+
+def image_features(dataset: Dataset, seed: int = 0) -> np.ndarray:
+    """(N, F) standardised float32 features of ``dataset.images``."""
+    images = dataset.images
+    n, c = images.shape[:2]
+    gen = torch.Generator().manual_seed(seed)
+    w1 = _zero_mean(torch.randn(32, c, 5, 5, generator=gen))
+    w2 = _zero_mean(torch.randn(64, 32, 3, 3, generator=gen)) / 3.0
+    flat = images.reshape(n, c, -1)
+    mean = float(flat.mean()) if n else 0.0
+    std = float(flat.std()) + 1e-6 if n else 1.0
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, n, CHUNK):
+            x = (torch.from_numpy(np.ascontiguousarray(images[start:start + CHUNK])).float() - mean) / std
+            x = F.adaptive_avg_pool2d(x, 64) if x.shape[-1] > 64 else x  # (B, C, <=64, <=64)
+            h1 = F.relu(F.conv2d(x, w1, stride=2, padding=2))  # (B, 32, 32, 32)
+            h2 = F.relu(F.conv2d(F.avg_pool2d(h1, 2), w2, padding=1))  # (B, 64, 16, 16)
+            thumb = F.adaptive_avg_pool2d(x.mean(dim=1, keepdim=True), 8).flatten(1)  # (B, 64)
+            parts.append(torch.cat([
+                h1.mean((2, 3)), h1.amax((2, 3)), h2.mean((2, 3)), h2.amax((2, 3)), thumb,
+            ], dim=1).numpy())
+    conv = np.concatenate(parts) if parts else np.zeros((0, 256), dtype=np.float32)
+    props = dataset.properties[list(CONTENT_PROPERTIES)].to_numpy(dtype=np.float32)
+    feats = np.concatenate([conv, props], axis=1)
+    feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    return feats.astype(np.float32)
+
+
+def _zero_mean(w: torch.Tensor) -> torch.Tensor:
+    # Zero-mean filters respond to structure, not to overall brightness.
+    return w - w.mean(dim=(1, 2, 3), keepdim=True)
