@@ -72,7 +72,7 @@ class SyntheticSpec:
     corrupt: int = 0  # unreadable files: zero-byte, truncated, not an image
     blank: int = 0  # blank (constant) images: outliers
     lesion_strength: float = 0.45
-    class_names: tuple[str, str] = ("normal", "lesion")
+    class_names: tuple[str, str] = ("normal", "pneumonia")  # sorted: positive second
     seed: int = 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,3 +57,65 @@ def stratified_group_split(
             best_mask, best_err = mask, err
     assert best_mask is not None  # n_splits >= 2 folds were produced
     return best_mask
+
+
+def write_split(
+    data: Path | str,
+    out: Path | str,
+    *,
+    by: Sequence[str] | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    group: str | None = None,
+) -> pd.DataFrame:
+    """Write a manifest CSV with a new train/val split; files are never moved.
+
+    Train and val are pooled and re-split stratified by label x ``by`` (default: every
+    categorical metadata column) and grouped by patient; a given test split is kept.
+    Returns the written table.
+    """
+    from steadyval._io import atomic_write_text
+    from steadyval.audit.base import MAX_LEVELS
+    from steadyval.data.cache import refuse_inside
+    from steadyval.data.sources import read_source
+    from steadyval.errors import DataError, did_you_mean
+
+    data, out = Path(data), Path(out)
+    source = read_source(data, group)
+    if source.kind == "npz":
+        raise DataError(
+            f"DATA '{data}'", "split writes a manifest of image files; an .npz holds arrays",
+            "an .npz input", "Export the images to files first, or keep the .npz's own split.",
+        )
+    if out.suffix.lower() != ".csv":
+        raise DataError("-o/--out", "must be a .csv file path", f"'{out}'", "Use e.g. -o split.csv.")
+    refuse_inside(out, data if data.is_dir() else data.parent, "-o/--out")
+    items = source.items.copy()
+    if by is None:
+        by = [c for c in source.metadata if 2 <= items[c].nunique() <= min(MAX_LEVELS, 20)]
+    for col in by:
+        if col not in source.metadata:
+            raise DataError("--by", "must name a metadata column of DATA", f"'{col}'",
+                            did_you_mean(col, source.metadata) if source.metadata
+                            else "This input has no metadata columns.")
+    items["label"] = items["label_name"]
+    test = items["split"] == "test"
+    pool = items[~test].reset_index(drop=True)
+    val = stratified_group_split(pool, val_fraction, by=list(by), seed=seed)
+    pool["split"] = np.where(val, "val", "train")
+    table = pd.concat([pool, items[test]], ignore_index=True)
+    base = out.resolve().parent
+    table["path"] = [_relative(f, base) for f in table["file"]]
+    columns = ["path", "label", "split", "group", *source.metadata]
+    table = table[columns].rename(columns={"group": source.group_column or "group"})
+    if not source.group_column:
+        table = table.drop(columns=["group"])
+    atomic_write_text(out, table.to_csv(index=False))
+    return table
+
+
+def _relative(file: str, base: Path) -> str:
+    try:
+        return Path(os.path.relpath(file, base)).as_posix()
+    except ValueError:  # another drive on Windows
+        return file

@@ -1,0 +1,172 @@
+"""The command line: parse arguments, call one library function, print. Nothing else."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from steadyval import __version__
+from steadyval.errors import SteadyvalError
+
+app = typer.Typer(
+    help="steadyval: find out why your validation curves jump around, and prove which fix works.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+
+DataArg = Annotated[Path, typer.Argument(
+    help="A folder (one sub-folder per class, optionally under train/ val/ test/), a manifest "
+         "CSV (path,label[,split,group,site,…]) or a MedMNIST-style .npz.", show_default=False)]
+ImageSizeOpt = Annotated[int, typer.Option("--image-size", help="Working resolution in pixels.")]
+PositiveOpt = Annotated[Optional[str], typer.Option(
+    "--positive", help="Name of the positive class (default: the second label in sorted order).")]
+GroupOpt = Annotated[Optional[str], typer.Option(
+    "--group", help="Manifest column holding patient / group ids (default: group or patient_id).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice (splits, folds).")]
+CacheOpt = Annotated[Optional[Path], typer.Option(
+    "--cache-dir", help="Where decoded images are cached (default: $STEADYVAL_CACHE or ~/.cache/steadyval).")]
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write findings.json here.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"steadyval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """steadyval: data and split checks, training diagnostics and verified remedies."""
+
+
+@app.command()
+def audit(
+    data: DataArg,
+    json_path: JsonOpt = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="Write report.html (self-contained, opens offline) into this folder.")] = None,
+    image_size: ImageSizeOpt = 64,
+    positive: PositiveOpt = None,
+    group: GroupOpt = None,
+    seed: SeedOpt = 0,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Check the data and the train/val split before any training.
+
+    Exit code 0 whenever the audit ran, whatever it found; 2 for unusable input.
+    """
+    from steadyval.audit import audit as run_audit
+    from steadyval.data.cache import refuse_inside
+
+    data_root = data if data.is_dir() else data.parent
+    for target, what in ((json_path, "--json"), (report, "--report")):
+        if target is not None:
+            refuse_inside(target, data_root, what)
+    result = run_audit(data, image_size=image_size, positive=positive, group=group, seed=seed,
+                       cache_dir=cache_dir, progress=not quiet)
+    _print_audit(result)
+    _write_outputs(result, json_path, report)
+
+
+@app.command()
+def split(
+    data: DataArg,
+    output: Annotated[Path, typer.Option("-o", "--out", help="Manifest CSV to write (outside DATA).")],
+    by: Annotated[Optional[list[str]], typer.Option(
+        "--by", help="Metadata column to stratify by, with the label (repeatable; default: every "
+                     "categorical metadata column).")] = None,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of train+val for validation.")] = 0.2,
+    group: GroupOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Write a manifest with a better split: stratified by label x site, grouped by patient.
+
+    Files are never moved; a test split in DATA is kept as it is.
+    """
+    from steadyval.data.split import write_split
+
+    table = write_split(data, output, by=by, val_fraction=val_fraction, seed=seed, group=group)
+    counts = table["split"].value_counts()
+    out.print(f"Wrote [bold]{output}[/]: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "val", "test")
+                                                       if counts.get(s, 0)))
+    out.print(f"Audit it with: steadyval audit {output}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the generated data and the report.")] = Path("steadyval-demo"),
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate a dataset with planted faults (scanner-confounded split, imbalance, leaks, bad files) and audit it."""
+    from steadyval.audit import audit as run_audit
+    from steadyval.synthetic import demo_spec, generate
+
+    spec = demo_spec(seed)
+    out.print(f"Generating {spec.n_train + spec.n_val} synthetic radiographs with planted faults "
+              f"in {out_dir / 'data'} …")
+    synthetic = generate(spec, out_dir / "data")
+    result = run_audit(synthetic.path, seed=seed, cache_dir=out_dir / "cache", progress=not quiet)
+    _print_audit(result)
+    _write_outputs(result, out_dir / "findings.json", out_dir)
+
+
+def _print_audit(result: object) -> None:
+    from steadyval.audit.base import AuditResult
+
+    assert isinstance(result, AuditResult)
+    s = result.dataset.summary()
+    out.print(f"[bold]{s['source']}[/]: {s['n_images']} images ({s['n_train']} train, {s['n_val']} val"
+              f"{', ' + str(s['n_test']) + ' test' if s['n_test'] else ''}), classes "
+              f"{' / '.join(s['classes'])}, positive class [bold]{s['positive']}[/]")
+    for note in s["notes"]:
+        out.print(f"[dim]{note}[/]")
+    if not result.findings:
+        out.print("[green]No problems found.[/]")
+    else:
+        table = Table(show_header=True, header_style="bold", expand=False)
+        table.add_column("severity")
+        table.add_column("finding")
+        table.add_column("what")
+        for f in result.findings:
+            style = SEVERITY_STYLE[f.severity.value]
+            table.add_row(f"[{style}]{f.severity.value}[/]", f.id, f.title)
+        out.print(table)
+    for check_id, reason in result.skipped.items():
+        out.print(f"[dim]not checked: {check_id} ({reason})[/]")
+
+
+def _write_outputs(result: object, json_path: Path | None, report: Path | None) -> None:
+    from steadyval.report import write_audit_report, write_findings
+
+    if json_path is not None:
+        out.print(f"findings: {write_findings(result, json_path)}")  # type: ignore[arg-type]
+    if report is not None:
+        out.print(f"report:   {write_audit_report(result, report)}")  # type: ignore[arg-type]
+
+
+def main() -> None:
+    """Console entry point: user errors become one clear paragraph and exit code 2."""
+    try:
+        app()
+    except SteadyvalError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
