@@ -52,6 +52,15 @@ class AuditContext:
         return g
 
 
+    def effective_n(self, idx: np.ndarray) -> int:
+        """Independent units among rows ``idx``: patients when known, else images.
+
+        A patient's images share anatomy, scanner and label, so tests that count images as
+        independent are overconfident on grouped data; they use this count instead.
+        """
+        return len(set(self.groups[idx])) if len(idx) else 0
+
+
 class Check:
     """One diagnostic: declares its finding id and what it needs, returns findings.
 

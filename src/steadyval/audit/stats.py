@@ -47,3 +47,16 @@ def proportion_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z**2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def scale_rows(table: pd.DataFrame | np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Multiply each row of a contingency table by a factor (design-effect correction)."""
+    return np.asarray(table, dtype=float) * np.asarray(factors, dtype=float)[:, None]
+
+
+def ks_test(a: np.ndarray, b: np.ndarray, n_a: int, n_b: int) -> tuple[float, float]:
+    """Two-sample KS statistic of ``a`` vs ``b``, p-value for effective sizes ``n_a``, ``n_b``."""
+    d = float(stats.ks_2samp(a, b).statistic)
+    en = n_a * n_b / max(1, n_a + n_b)
+    p = float(stats.kstwo.sf(d, max(1, round(en))))
+    return d, p

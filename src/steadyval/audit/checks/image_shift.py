@@ -8,13 +8,12 @@ Its AUROC is compared with its own sampling error, so a small val set cannot fak
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
 from steadyval.audit.base import AuditContext, Check
-from steadyval.audit.stats import auc_se
+from steadyval.audit.stats import auc_se, ks_test
 from steadyval.data.properties import CONTENT_PROPERTIES
 from steadyval.findings import Finding, Severity
 
@@ -32,8 +31,8 @@ class ImageShift(Check):
         drift = {}
         for prop in (*CONTENT_PROPERTIES, "width", "height"):
             a = ds.properties[prop].to_numpy(dtype=float)
-            res = stats.ks_2samp(a[tr], a[va])
-            drift[prop] = {"ks": float(res.statistic), "p_value": float(res.pvalue),
+            d, p_ks = ks_test(a[tr], a[va], ctx.effective_n(tr), ctx.effective_n(va))
+            drift[prop] = {"ks": d, "p_value": p_ks,
                            "train_median": float(np.median(a[tr])), "val_median": float(np.median(a[va]))}
         idx = np.concatenate([tr, va])
         is_val = np.r_[np.zeros(len(tr), int), np.ones(len(va), int)]
@@ -45,7 +44,7 @@ class ImageShift(Check):
             p = cross_val_predict(LogisticRegression(C=0.05, max_iter=2000), ctx.features[idx],
                                   is_val, cv=cv, groups=groups, method="predict_proba")[:, 1]
             auc = float(roc_auc_score(is_val, p))
-            se = auc_se(auc, len(va), len(tr))
+            se = auc_se(auc, ctx.effective_n(va), ctx.effective_n(tr))
         z = (auc - 0.5) / se
         top = max(drift, key=lambda k: drift[k]["ks"])
         ks, ks_p = drift[top]["ks"], drift[top]["p_value"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from steadyval.audit.base import AuditContext, Check
-from steadyval.audit.stats import cramers_v, proportion_ci
+from steadyval.audit.stats import cramers_v, proportion_ci, scale_rows
 from steadyval.findings import Finding, Severity
 
 
@@ -21,7 +23,8 @@ class LabelShift(Check):
         k_tr, k_va = int(y[tr].sum()), int(y[va].sum())
         p_tr, p_va = k_tr / len(tr), k_va / len(va)
         table = [[k_tr, len(tr) - k_tr], [k_va, len(va) - k_va]]
-        _, p = cramers_v(table)
+        deff = np.array([ctx.effective_n(tr) / len(tr), ctx.effective_n(va) / len(va)])
+        _, p = cramers_v(scale_rows(table, deff))
         diff = abs(p_tr - p_va)
         if diff >= 0.15 and p < 1e-3:
             severity = Severity.HIGH

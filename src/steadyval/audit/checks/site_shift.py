@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from steadyval.audit.base import AuditContext, Check
-from steadyval.audit.stats import contingency, cramers_v
+from steadyval.audit.stats import contingency, cramers_v, scale_rows
 from steadyval.findings import Finding, Severity
 
 
@@ -22,7 +24,10 @@ class SiteShift(Check):
             table = contingency(rec[col].astype(str), rec["split"])
             if "val" not in table.columns or "train" not in table.columns:
                 continue
-            v, p = cramers_v(table)
+            # Rows of the transposed table are splits: count patients, not images.
+            deff = np.array([ctx.effective_n(ds.split_index(sp)) / max(1, len(ds.split_index(sp)))
+                             for sp in table.columns])
+            v, p = cramers_v(scale_rows(table.T, deff))
             if v >= 0.3 and p < 1e-3:
                 severity = Severity.HIGH
             elif v >= 0.15 and p < 0.01:
