@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,14 +43,20 @@ def stratified_group_split(
     groups[blank] = [f"\0row{i}" for i in np.flatnonzero(blank)]
     strata = strata_labels(records, by, n_splits)
     n_groups = len(set(groups))
-    if n_groups < n_splits:
+    # Tiny datasets: never ask for more folds than the largest stratum or the groups allow.
+    largest = int(pd.Series(strata).value_counts().max())
+    n_splits = min(n_splits, n_groups, largest)
+    if n_splits < 2:
         # Too few groups to split at all: put the smallest group in validation.
         smallest = pd.Series(groups).value_counts().index[-1]
         return groups == smallest
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     best_mask, best_err = None, np.inf
     # Folds differ in size when groups are uneven: take the fold closest to val_fraction.
-    for _, val_idx in splitter.split(np.zeros(len(records)), strata, groups):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class" on small data
+        folds = list(splitter.split(np.zeros(len(records)), strata, groups))
+    for _, val_idx in folds:
         mask = np.zeros(len(records), dtype=bool)
         mask[val_idx] = True
         err = abs(mask.mean() - val_fraction)

@@ -17,7 +17,11 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from steadyval.audit.base import AuditContext, Check
 from steadyval.findings import Finding, Severity
 
-MIN_AUROC = 0.85
+# The gate is measured against the given labels, which the noise itself degrades: with a
+# share e of flipped labels the measured AUROC is about (1 - 2e) x the true one + e, so 10 %
+# flips on images a model separates at 0.96 read as ~0.87 and below. The confidence rule
+# is the main guard: a weak model's probabilities stay near 0.5 and rarely reach 0.9.
+MIN_AUROC = 0.75
 CONFIDENT = 0.9
 
 

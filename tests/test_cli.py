@@ -1,0 +1,61 @@
+"""The command line: exit codes, messages without tracebacks, outputs where asked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from steadyval.cli import app
+
+runner = CliRunner()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "steadyval.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_audit_writes_json_and_report_and_exits_zero_with_findings(make_synthetic, tmp_path: Path) -> None:
+    synthetic = make_synthetic(duplicates=10)
+    result = runner.invoke(app, ["audit", str(synthetic.path), "--json", str(tmp_path / "f.json"),
+                                 "--report", str(tmp_path / "rep"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "split.duplicate_leakage" in result.output
+    assert "positive class" in result.output
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert any(f["id"] == "split.duplicate_leakage" for f in doc["findings"])
+    assert (tmp_path / "rep" / "report.html").exists()
+
+
+def test_unusable_input_is_one_paragraph_and_exit_two(tmp_path: Path) -> None:
+    for c in ("a", "b", "c"):
+        (tmp_path / "three" / c).mkdir(parents=True)
+    proc = _cli("audit", str(tmp_path / "three"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr
+
+
+def test_outputs_inside_the_data_folder_are_refused(make_synthetic) -> None:
+    synthetic = make_synthetic()
+    proc = _cli("audit", str(synthetic.path), "--json", str(synthetic.path.parent / "f.json"))
+    assert proc.returncode == 2 and "outside the data folder" in proc.stderr
+    assert not (synthetic.path.parent / "f.json").exists()
+
+
+def test_split_command(make_synthetic, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["split", str(make_synthetic().path), "-o", str(tmp_path / "s.csv"),
+                                 "--by", "site"])
+    assert result.exit_code == 0, result.output
+    assert "train" in (tmp_path / "s.csv").read_text()
+
+
+def test_help_explains_each_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("audit", "split", "demo"):
+        assert name in result.output
