@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,14 +26,14 @@ DataArg = Annotated[Path, typer.Argument(
     help="A folder (one sub-folder per class, optionally under train/ val/ test/), a manifest "
          "CSV (path,label[,split,group,site,…]) or a MedMNIST-style .npz.", show_default=False)]
 ImageSizeOpt = Annotated[int, typer.Option("--image-size", help="Working resolution in pixels.")]
-PositiveOpt = Annotated[Optional[str], typer.Option(
+PositiveOpt = Annotated[str | None, typer.Option(
     "--positive", help="Name of the positive class (default: the second label in sorted order).")]
-GroupOpt = Annotated[Optional[str], typer.Option(
+GroupOpt = Annotated[str | None, typer.Option(
     "--group", help="Manifest column holding patient / group ids (default: group or patient_id).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice (splits, folds).")]
-CacheOpt = Annotated[Optional[Path], typer.Option(
+CacheOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Where decoded images are cached (default: $STEADYVAL_CACHE or ~/.cache/steadyval).")]
-JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write findings.json here.")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write findings.json here.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
@@ -53,7 +53,7 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 def audit(
     data: DataArg,
     json_path: JsonOpt = None,
-    report: Annotated[Optional[Path], typer.Option(
+    report: Annotated[Path | None, typer.Option(
         "--report", help="Write report.html (self-contained, opens offline) into this folder.")] = None,
     image_size: ImageSizeOpt = 64,
     positive: PositiveOpt = None,
@@ -83,7 +83,7 @@ def audit(
 def split(
     data: DataArg,
     output: Annotated[Path, typer.Option("-o", "--out", help="Manifest CSV to write (outside DATA).")],
-    by: Annotated[Optional[list[str]], typer.Option(
+    by: Annotated[list[str] | None, typer.Option(
         "--by", help="Metadata column to stratify by, with the label (repeatable; default: every "
                      "categorical metadata column).")] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of train+val for validation.")] = 0.2,
@@ -105,7 +105,8 @@ def split(
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the generated data and the report.")] = Path("steadyval-demo"),
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder for the generated data and the report.")] = Path("steadyval-demo"),
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:

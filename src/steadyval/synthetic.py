@@ -127,7 +127,7 @@ def generate(spec: SyntheticSpec, out: Path | str, layout: str = "manifest") -> 
         else:
             paths.append(f"{row.split}/{names[int(row.label)]}/{stem}.png")
     table["path"] = paths
-    for rel, arr in zip(paths, pixels):
+    for rel, arr in zip(paths, pixels, strict=True):
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(arr).save(out / rel, optimize=False, compress_level=1)
 
@@ -214,7 +214,7 @@ def _render(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[pd.DataFrame
     if spec.duplicates > 0:
         chosen = rng.choice(val_idx, size=min(spec.duplicates, len(val_idx)), replace=False)
         sources = rng.choice(train_idx, size=len(chosen), replace=False)
-        for v, t in zip(chosen, sources):
+        for v, t in zip(chosen, sources, strict=True):
             pixels[v] = _near_copy(pixels[t], rng)
             for col in ("site", "label", "anatomy"):
                 table.at[v, col] = table.at[t, col]

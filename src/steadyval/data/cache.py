@@ -80,7 +80,7 @@ class ImageCache:
         if index.get("version") != CACHE_VERSION or index.get("size") != self.size:
             return {}
         out: dict[str, CacheEntry] = {}
-        for i, (key, meta, error) in enumerate(zip(index["keys"], index["meta"], index["errors"])):
+        for i, (key, meta, error) in enumerate(zip(index["keys"], index["meta"], index["errors"], strict=True)):
             out[key] = CacheEntry(None if error else images[i], meta, error)
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ class Dataset:
     group_column: str | None
     image_size: int
     split_generated: bool = False
+    cache_dir: Path | None = None  # where derived arrays (features) may be cached
     unreadable: list[UnreadableFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

@@ -78,12 +78,9 @@ def _read_pillow(data: bytes, size: int) -> tuple[np.ndarray, dict[str, Any]]:
         bit_depth = 16 if mode in ("I;16", "I;16B", "I;16L", "I") else 8
         if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             array = scale_to_uint8(np.asarray(im, dtype=np.float32))
-        elif mode in ("L", "1", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
-            if mode in ("L", "1", "LA"):
-                array = np.asarray(im.convert("L"))
-            else:
-                array = np.asarray(im.convert("RGB"))
-        else:
+        elif mode in ("L", "1", "LA"):
+            array = np.asarray(im.convert("L"))
+        else:  # RGB, RGBA, P, CMYK, YCbCr, …: alpha is dropped, palettes expanded
             array = np.asarray(im.convert("RGB"))
     channels = 1 if array.ndim == 2 else array.shape[2]
     return array, {

@@ -50,11 +50,11 @@ def load_dataset(
         raise DataError("--val-fraction", "must be in (0, 0.9)", val_fraction, "Try 0.2.")
     data = Path(data)
     source = read_source(data, group)
+    root = cache_root(cache_dir)
+    refuse_inside(root, data if data.is_dir() else data.parent, "the cache folder")
     if source.kind == "npz":
         images, metas, errors = _from_arrays(source, image_size)
     else:
-        root = cache_root(cache_dir)
-        refuse_inside(root, data if data.is_dir() else data.parent, "the cache folder")
         images, metas, errors = _decode_files(source, image_size, root, workers, progress)
 
     items = source.items
@@ -71,7 +71,7 @@ def load_dataset(
         )
     records = items[ok].reset_index(drop=True)
     images = images[ok]
-    metas = [m for m, good in zip(metas, ok) if good]
+    metas = [m for m, good in zip(metas, ok, strict=True) if good]
 
     classes, positive = _classes(records, positive, str(data))
     records.insert(2, "label", (records["label_name"] == positive).astype(np.int64))
@@ -89,7 +89,7 @@ def load_dataset(
         source=str(data), kind=source.kind, records=records, images=images,
         properties=properties, hashes=phash(images), classes=classes, positive=positive,
         metadata=metadata, group_column=source.group_column, image_size=image_size,
-        split_generated=split_generated, unreadable=unreadable, notes=notes,
+        split_generated=split_generated, unreadable=unreadable, notes=notes, cache_dir=root,
     )
 
 
@@ -208,7 +208,7 @@ def _decode_files(source: Source, size: int, root: Path, workers: int | None,
             chunk = max(16, len(todo) // (n_workers * 8))
             with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
                 for i, res in zip(todo, pool.map(_decode_one, [(files[i], size) for i in todo],
-                                                 chunksize=chunk)):
+                                                 chunksize=chunk), strict=True):
                     results[i] = res
                     advance()
         else:

@@ -52,7 +52,7 @@ def share_bars(records: pd.DataFrame, column: str, title: str) -> str:
 def property_histograms(records: pd.DataFrame, properties: pd.DataFrame, names: list[str]) -> str:
     """One small histogram per property, split by split."""
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.1))
-    for ax, name in zip(np.atleast_1d(axes), names):
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         values = properties[name].to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
         bins = np.histogram_bin_edges(finite, bins=30) if len(finite) else 10

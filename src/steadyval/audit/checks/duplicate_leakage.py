@@ -35,17 +35,35 @@ def near_duplicate_pairs(hashes: np.ndarray, query: np.ndarray, base: np.ndarray
     return np.stack([q, base[found.astype(np.int64)]], axis=1)
 
 
-def pixel_correlation(images: np.ndarray, pairs: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Pearson correlation of the grey working-resolution images of each pair."""
+def normalised_thumbnails(images: np.ndarray, size: int = 32, chunk: int = 4096) -> np.ndarray:
+    """(N, size*size) float32 grey thumbnails with zero mean and unit norm.
+
+    The correlation of two images is then one dot product. 32 px keeps copies of one film
+    at r >= 0.98 and distinct chest films of other patients below it (measured on the real
+    chest X-rays in the tests), and is 4x cheaper than correlating at 64 px.
+    """
+    out = np.empty((len(images), size * size), dtype=np.float32)
+    for s in range(0, len(images), chunk):
+        g = gray(images[s:s + chunk])
+        n, h, _ = g.shape
+        if h % size == 0:
+            g = g.reshape(n, size, h // size, size, h // size).mean(axis=(2, 4))
+        else:
+            idx = (np.arange(size) * h / size).astype(int)
+            g = g[:, idx][:, :, idx]
+        v = g.reshape(n, -1)
+        v -= v.mean(1, keepdims=True)
+        norm = np.linalg.norm(v, axis=1, keepdims=True)
+        out[s:s + chunk] = v / np.maximum(norm, 1e-6)
+    return out
+
+
+def pixel_correlation(thumbs: np.ndarray, pairs: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Pearson correlation of each pair, from :func:`normalised_thumbnails`."""
     out = np.empty(len(pairs), dtype=np.float32)
     for s in range(0, len(pairs), chunk):
         p = pairs[s:s + chunk]
-        a = gray(images[p[:, 0]]).reshape(len(p), -1)
-        b = gray(images[p[:, 1]]).reshape(len(p), -1)
-        a -= a.mean(1, keepdims=True)
-        b -= b.mean(1, keepdims=True)
-        denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-        out[s:s + chunk] = np.where(denom > 0, (a * b).sum(1) / np.maximum(denom, 1e-9), 0.0)
+        out[s:s + chunk] = np.einsum("ij,ij->i", thumbs[p[:, 0]], thumbs[p[:, 1]])
     return out
 
 
@@ -61,13 +79,14 @@ class DuplicateLeakage(Check):
         split = ds.records["split"].to_numpy()
         paths = ds.records["path"].to_numpy()
         digests = ds.properties["file_digest"].to_numpy()
+        thumbs = normalised_thumbnails(ds.images)
         out = []
         for a, b in PAIRS:
             base, query = np.flatnonzero(split == a), np.flatnonzero(split == b)
             if not len(base) or not len(query):
                 continue
             cand = near_duplicate_pairs(ds.hashes, query, base)
-            corr = pixel_correlation(ds.images, cand)
+            corr = pixel_correlation(thumbs, cand)
             exact = (digests[cand[:, 0]] == digests[cand[:, 1]]) & (digests[cand[:, 0]] != "")
             maybe = np.flatnonzero(~exact & (corr > 0.999))  # same pixels, different file
             exact[maybe] = [np.array_equal(ds.images[i], ds.images[j]) for i, j in cand[maybe]]
@@ -82,7 +101,7 @@ class DuplicateLeakage(Check):
                 severity = Severity.MEDIUM if severity == Severity.HIGH else Severity.LOW
             order = np.argsort(-corr)
             listed = [{"a": paths[j], "b": paths[i], "correlation": float(c), "exact": bool(e)}
-                      for (i, j), c, e in zip(pairs[order][:100], corr[order][:100], exact[order][:100])]
+                      for (i, j), c, e in zip(pairs[order][:100], corr[order][:100], exact[order][:100], strict=True)]
             out.append(self.finding(
                 severity, f"{n_query} {b} image(s) duplicate {a} images",
                 f"{n_query} of {len(query)} {b} images ({share:.1%}) are exact ({int(exact.sum())} "

@@ -41,8 +41,9 @@ class ImageShift(Check):
         auc, se = 0.5, float("inf")
         if n_splits >= 2:
             cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=ctx.seed)
-            p = cross_val_predict(LogisticRegression(C=0.05, max_iter=2000), ctx.features[idx],
-                                  is_val, cv=cv, groups=groups, method="predict_proba")[:, 1]
+            model = LogisticRegression(C=0.05, max_iter=2000, solver="newton-cholesky")
+            p = cross_val_predict(model, ctx.features[idx], is_val, cv=cv, groups=groups,
+                                  method="predict_proba")[:, 1]
             auc = float(roc_auc_score(is_val, p))
             se = auc_se(auc, ctx.effective_n(va), ctx.effective_n(tr))
         z = (auc - 0.5) / se

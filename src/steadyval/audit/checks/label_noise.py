@@ -30,7 +30,7 @@ def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, groups: np.nd
     """(N, 2) class probabilities, each from a model that never saw that image's group."""
     n_splits = int(min(5, np.bincount(y).min(), len(set(groups))))
     cv = StratifiedGroupKFold(n_splits=max(2, n_splits), shuffle=True, random_state=seed)
-    model = LogisticRegression(C=0.05, max_iter=2000)
+    model = LogisticRegression(C=0.05, max_iter=2000, solver="newton-cholesky")
     return cross_val_predict(model, features, y, cv=cv, groups=groups, method="predict_proba")
 
 
