@@ -49,9 +49,13 @@ def test_outputs_inside_the_data_folder_are_refused(make_synthetic) -> None:
 
 def test_split_command(make_synthetic, tmp_path: Path) -> None:
     result = runner.invoke(app, ["split", str(make_synthetic().path), "-o", str(tmp_path / "s.csv"),
-                                 "--by", "site"])
+                                 "--by", "site", "--json", str(tmp_path / "s.json")])
     assert result.exit_code == 0, result.output
     assert "train" in (tmp_path / "s.csv").read_text()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["counts"]["train"] + summary["counts"]["val"] == 500
+    site = summary["shares_by_split"]["site"]
+    assert abs(site["train"]["site_a"] - site["val"]["site_a"]) < 0.05
 
 
 def test_help_explains_each_command() -> None:

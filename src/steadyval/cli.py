@@ -89,6 +89,8 @@ def split(
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of train+val for validation.")] = 0.2,
     group: GroupOpt = None,
     seed: SeedOpt = 0,
+    json_path: Annotated[Path | None, typer.Option(
+        "--json", help="Write a JSON summary (output path, counts per split and stratum) here.")] = None,
 ) -> None:
     """Write a manifest with a better split: stratified by label x site, grouped by patient.
 
@@ -101,6 +103,20 @@ def split(
     out.print(f"Wrote [bold]{output}[/]: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "val", "test")
                                                        if counts.get(s, 0)))
     out.print(f"Audit it with: steadyval audit {output}")
+    if json_path is not None:
+        from steadyval._io import atomic_write_json
+
+        strata = [c for c in table.columns if c not in ("path", "split")]
+        atomic_write_json(json_path, {
+            "steadyval_version": __version__, "manifest": str(output),
+            "counts": {str(k): int(v) for k, v in counts.items()},
+            "val_fraction": val_fraction, "seed": seed,
+            "shares_by_split": {col: {str(sp): {str(k): float(v) for k, v in grp.items()}
+                                      for sp, grp in table.groupby("split")[col]
+                                      .value_counts(normalize=True).unstack(fill_value=0).iterrows()}
+                                for col in strata if table[col].nunique() <= 20},
+        })
+        out.print(f"summary: {json_path}")
 
 
 @app.command()
@@ -108,6 +124,7 @@ def demo(
     out_dir: Annotated[Path, typer.Option(
         "--out", help="Folder for the generated data and the report.")] = Path("steadyval-demo"),
     seed: SeedOpt = 0,
+    json_path: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a dataset with planted faults (scanner-confounded split, imbalance, leaks, bad files) and audit it."""
@@ -120,7 +137,7 @@ def demo(
     synthetic = generate(spec, out_dir / "data")
     result = run_audit(synthetic.path, seed=seed, cache_dir=out_dir / "cache", progress=not quiet)
     _print_audit(result)
-    _write_outputs(result, out_dir / "findings.json", out_dir)
+    _write_outputs(result, json_path or out_dir / "findings.json", out_dir)
 
 
 def _print_audit(result: object) -> None:
