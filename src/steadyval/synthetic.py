@@ -296,7 +296,7 @@ def demo_spec(seed: int = 0) -> SyntheticSpec:
     return SyntheticSpec(
         n_train=1200, n_val=300, sites=DISTINCT_SITES,
         site_mix={"train": [0.85, 0.15], "val": [0.2, 0.8]}, prevalence=0.2,
-        images_per_patient=2, leak_patients=0.1, duplicates=12, label_noise=0.03,
+        images_per_patient=2, leak_patients=0.1, duplicates=12, label_noise=0.05,
         corrupt=3, blank=2, seed=seed,
     )
 
