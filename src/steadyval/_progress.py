@@ -8,14 +8,14 @@ from typing import Protocol
 
 
 class Advance(Protocol):
-    def __call__(self, n: int = 1) -> None: ...
+    def __call__(self, n: int = 1, description: str | None = None) -> None: ...
 
 
 @contextmanager
 def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Advance]:
     """Yield ``advance(n)``; draws a rich bar on stderr when ``enabled``."""
     if not enabled or total <= 0:
-        yield lambda n=1: None
+        yield lambda n=1, description=None: None
         return
     from rich.console import Console
     from rich.progress import (
@@ -31,4 +31,8 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Advanc
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1, description: str | None = None) -> None:
+            bar.update(task, advance=n, **({"description": description} if description else {}))
+
+        yield advance

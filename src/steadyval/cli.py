@@ -80,6 +80,52 @@ def audit(
 
 
 @app.command()
+def train(
+    data: DataArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write (outside DATA).")],
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="YAML or TOML file of TrainConfig keys (may name a preset: seed-ex1/2/3).")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help="key=value override, repeatable (e.g. --set lr=0.01 --set model=small_cnn).")] = None,
+    positive: PositiveOpt = None,
+    group: GroupOpt = None,
+    cache_dir: CacheOpt = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the run summary here.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train one model and record everything a diagnosis needs (every val image, every epoch).
+
+    Keys: model, width, image_size, optimizer, lr, momentum, batch_size, epochs, weight_decay,
+    dropout, batchnorm, bn_momentum, init, augment, class_weights, sampler, schedule,
+    warmup_epochs, early_stopping, monitor, patience, smoothing, restore_best, ema, grad_clip,
+    seed, device.
+    """
+    from steadyval._io import atomic_write_json
+    from steadyval.config import load_config
+    from steadyval.data import load_dataset
+    from steadyval.train import train as run_training
+
+    cfg = load_config(config, sets)
+    ds = load_dataset(data, image_size=max(cfg.image_size, 16), positive=positive, group=group,
+                      seed=cfg.seed, cache_dir=cache_dir, progress=not quiet)
+    out.print(f"training {cfg.model} on {len(ds.split_index('train'))} images, validating on "
+              f"{len(ds.split_index('val'))}; positive class [bold]{ds.positive}[/]")
+    try:
+        run = run_training(ds, cfg, out_dir, progress=not quiet)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {out_dir} holds every finished epoch (status 'interrupted')")
+        raise
+    last = run.metrics.iloc[-1] if len(run.metrics) else None
+    out.print(f"{run.info['status']}: {run.info.get('stop_reason', '')}")
+    if last is not None:
+        out.print(f"last epoch: loss {last['loss']:.4f}, val_loss {last['val_loss']:.4f}, "
+                  f"val_accuracy {last['val_accuracy']:.3f}, val_auc {last['val_auc']:.3f}")
+    out.print(f"run directory: {out_dir}")
+    if json_path is not None:
+        atomic_write_json(json_path, {"run_dir": str(out_dir), **run.info, "config": cfg.model_dump()})
+
+
+@app.command()
 def split(
     data: DataArg,
     output: Annotated[Path, typer.Option("-o", "--out", help="Manifest CSV to write (outside DATA).")],

@@ -1,0 +1,283 @@
+"""Dataset + TrainConfig -> Run: a fast, deterministic trainer that records every val image.
+
+Speed comes from the data path, not the model: the uint8 images stay in one tensor on the
+training device, a batch is an index slice, and conversion, augmentation (kornia) and
+normalisation run on the whole batch. Validation probabilities of every image are
+recorded each epoch in large inference batches.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from steadyval._io import atomic_write_json
+from steadyval._progress import progress_bar
+from steadyval.config import TrainConfig
+from steadyval.data import Dataset
+from steadyval.data.cache import refuse_inside
+from steadyval.errors import ConfigError, DataError
+from steadyval.train.augment import augment_batch, build_augmentation
+from steadyval.train.models import build_model, count_parameters
+from steadyval.train.run import Run, save_epoch, save_static
+
+EVAL_BATCH = 512
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; refuse a device that is not there."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("The 'device' parameter of TrainConfig", "must be available on this machine",
+                          f"'{name}' (no CUDA device)", "Use --set device=cpu or device=auto.")
+    return torch.device(name)
+
+
+def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool = False) -> Run:
+    """Train one model on ``dataset``'s train split, validating every epoch; write ``out``.
+
+    Stops early (``early_stopping``), on a non-finite loss (status ``nonfinite``), or on
+    Ctrl-C (status ``interrupted``, files complete up to the last finished epoch, then
+    KeyboardInterrupt is re-raised).
+    """
+    out = Path(out)
+    if dataset.kind != "npz":
+        data_root = Path(dataset.source)
+        refuse_inside(out, data_root if data_root.is_dir() else data_root.parent, "the run directory")
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    train_idx, val_idx = dataset.split_index("train"), dataset.split_index("val")
+    if len(val_idx) == 0 or len(set(dataset.labels[train_idx])) < 2:
+        raise DataError(f"DATA '{dataset.source}'", "training needs both classes in train and a val split",
+                        f"{len(train_idx)} train / {len(val_idx)} val images",
+                        "Give a split with both classes, or let steadyval make one.")
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+
+    images = _at_size(dataset.images, config.image_size)
+    x_train = torch.from_numpy(images[train_idx]).to(device)  # (N, C, S, S) uint8
+    x_val = torch.from_numpy(images[val_idx]).to(device)
+    y_train = torch.from_numpy(dataset.labels[train_idx]).float().to(device)
+    y_val = dataset.labels[val_idx]
+    flat = x_train.float().div_(255).transpose(0, 1).reshape(x_train.shape[1], -1)
+    mean = flat.mean(1).view(1, -1, 1, 1)
+    std = flat.std(1).clamp_min(1e-3).view(1, -1, 1, 1)
+    del flat
+
+    counts = torch.bincount(y_train.long(), minlength=2).float()
+    class_w = (len(y_train) / (2 * counts)) if config.class_weights else torch.ones(2, device=device)
+    sample_w = class_w.to(device)[y_train.long()]
+    model = build_model(config, in_channels=images.shape[1]).to(device)
+    aug = build_augmentation(config.augment)
+    if aug is not None:
+        aug = aug.to(device)
+    optimizer = _optimizer(model, config)
+    steps = math.ceil(len(train_idx) / config.batch_size)
+    scheduler = _scheduler(optimizer, config, steps)
+    ema = None
+    if config.ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+
+    val_index = _val_index(dataset, val_idx)
+    save_static(out, config, val_index, str(device))
+    rows: list[dict[str, float]] = []
+    probs: list[np.ndarray] = []
+    info: dict[str, object] = {"status": "running", "n_train": len(train_idx), "n_val": len(val_idx),
+                               "parameters": count_parameters(model), "positive": dataset.positive,
+                               "classes": list(dataset.classes), "steps_per_epoch": steps}
+    stopper = _EarlyStopping(config)
+    best_state = copy.deepcopy(model.state_dict())
+    start = time.perf_counter()
+    try:
+        with progress_bar(config.epochs * steps, "training", progress) as advance:
+            for epoch in range(config.epochs):
+                t0 = time.perf_counter()
+                model.train()
+                order = (torch.multinomial(sample_w.cpu(), len(train_idx), True, generator=gen)
+                         if config.sampler == "balanced" else torch.randperm(len(train_idx), generator=gen))
+                loss_sum = correct = seen = 0.0
+                nonfinite = None
+                for s in range(steps):
+                    idx = order[s * config.batch_size:(s + 1) * config.batch_size].to(device)
+                    xb = augment_batch(aug, x_train[idx].float().div_(255))
+                    xb = (xb - mean) / std
+                    yb = y_train[idx]
+                    logits = model(xb).squeeze(1)
+                    per_image = F.binary_cross_entropy_with_logits(logits, yb, reduction="none")
+                    weights = class_w[yb.long()] if config.sampler == "shuffle" else 1.0
+                    loss = (per_image * weights).mean()
+                    if not torch.isfinite(loss):
+                        nonfinite = f"training loss became {loss.item()} at epoch {epoch}, step {s}"
+                        break
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if config.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    optimizer.step()
+                    if ema is not None:
+                        ema.update_parameters(model)
+                    if scheduler is not None and config.schedule in ("warmup_cosine", "onecycle"):
+                        scheduler.step()
+                    loss_sum += per_image.detach().sum().item()
+                    correct += ((logits.detach() > 0) == (yb > 0.5)).sum().item()
+                    seen += len(idx)
+                    advance(1)
+                if nonfinite:
+                    info.update(status="nonfinite", stop_reason=nonfinite)
+                    break
+                t1 = time.perf_counter()
+                eval_model = ema.module if ema is not None else model
+                p_val, val_losses = _predict(eval_model, x_val, y_val, mean, std)
+                row = {"epoch": epoch, "loss": loss_sum / seen, "accuracy": correct / seen,
+                       **_val_metrics(p_val, val_losses, y_val),
+                       "lr": optimizer.param_groups[0]["lr"],
+                       "train_seconds": t1 - t0, "val_seconds": time.perf_counter() - t1}
+                rows.append(row)
+                probs.append(p_val)
+                save_epoch(out, pd.DataFrame(rows), np.stack(probs))
+                advance(0, f"epoch {epoch + 1}/{config.epochs} loss {row['loss']:.3f} "
+                           f"val_loss {row['val_loss']:.3f} val_auc {row['val_auc']:.3f}")
+                if not math.isfinite(row["val_loss"]):
+                    info.update(status="nonfinite", stop_reason=f"val loss became {row['val_loss']} at epoch {epoch}")
+                    break
+                if scheduler is not None and config.schedule == "plateau":
+                    scheduler.step(row["val_loss"])
+                if stopper.update(row, epoch):
+                    best_state = copy.deepcopy(eval_model.state_dict())
+                if config.early_stopping and stopper.should_stop:
+                    info.update(status="early_stopped", stop_reason=stopper.reason)
+                    break
+            else:
+                info.update(status="completed", stop_reason=f"ran all {config.epochs} epochs")
+    except KeyboardInterrupt:
+        info.update(status="interrupted", stop_reason="interrupted by the user (Ctrl-C)")
+        _finish(out, model, ema, best_state, config, stopper, info, start, rows)
+        raise
+    _finish(out, model, ema, best_state, config, stopper, info, start, rows)
+    return Run(out, config, pd.DataFrame(rows), np.stack(probs) if probs else np.zeros((0, len(val_idx))),
+               val_index, info)
+
+
+def _finish(out: Path, model: nn.Module, ema: nn.Module | None, best_state: dict, config: TrainConfig,
+            stopper: _EarlyStopping, info: dict, start: float, rows: list[dict[str, float]]) -> None:
+    final = ema.module if ema is not None else model
+    torch.save(final.state_dict(), out / "last.pt")
+    torch.save(best_state, out / "best.pt")
+    if config.early_stopping and config.restore_best:
+        final.load_state_dict(best_state)
+    seconds = time.perf_counter() - start
+    train_s = sum(r["train_seconds"] for r in rows)
+    val_s = sum(r["val_seconds"] for r in rows)
+    info.update(best_epoch=stopper.best_epoch, best_value=stopper.best, monitor=config.monitor,
+                epochs_run=len(rows), seconds=seconds,
+                monitoring_share=val_s / max(train_s, 1e-9))
+    atomic_write_json(out / "run.json", info)
+
+
+class _EarlyStopping:
+    """Tracks the (optionally smoothed) monitored metric; records why it stopped."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.monitor, self.patience, self.smoothing = config.monitor, config.patience, config.smoothing
+        self.sign = 1.0 if config.monitor == "val_loss" else -1.0  # lower is better after sign
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.smoothed: float | None = None
+        self.wait = 0
+        self.reason = ""
+
+    def update(self, row: dict[str, float], epoch: int) -> bool:
+        """Feed one epoch; True when it is the new best."""
+        value = row[self.monitor]
+        if not math.isfinite(value):
+            return False
+        self.smoothed = value if self.smoothed is None else (
+            self.smoothing * self.smoothed + (1 - self.smoothing) * value)
+        if self.best is None or self.sign * self.smoothed < self.sign * self.best:
+            self.best, self.best_epoch, self.wait = self.smoothed, epoch, 0
+            return True
+        self.wait += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        if self.wait >= self.patience:
+            self.reason = (f"{self.monitor} did not improve in the last {self.patience} epochs. "
+                           f"Best: {self.best:.4f} at epoch {self.best_epoch}")
+            return True
+        return False
+
+
+@torch.inference_mode()
+def _predict(model: nn.Module, x: torch.Tensor, y: np.ndarray, mean: torch.Tensor,
+             std: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and per-image BCE losses of every image, in large batches."""
+    model.eval()
+    logits = torch.cat([model((x[s:s + EVAL_BATCH].float().div_(255) - mean) / std).squeeze(1)
+                        for s in range(0, len(x), EVAL_BATCH)]).float()
+    target = torch.from_numpy(y).float().to(logits.device)
+    losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return torch.sigmoid(logits).cpu().numpy(), losses.cpu().numpy()
+
+
+def _val_metrics(p: np.ndarray, losses: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    pred = p >= 0.5
+    pos, neg = y == 1, y == 0
+    auc = float(roc_auc_score(y, p)) if pos.any() and neg.any() and np.isfinite(p).all() else float("nan")
+    return {"val_loss": float(losses.mean()), "val_accuracy": float((pred == pos).mean()),
+            "val_auc": auc, "val_sensitivity": float(pred[pos].mean()) if pos.any() else float("nan"),
+            "val_specificity": float((~pred[neg]).mean()) if neg.any() else float("nan")}
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> object | None:
+    total = config.epochs * steps
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+    if config.schedule == "warmup_cosine":
+        warm = config.warmup_epochs * steps
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5,
+                                                          patience=max(1, config.patience // 2))
+    return None
+
+
+def _at_size(images: np.ndarray, size: int) -> np.ndarray:
+    """The cached images at the training resolution (resized once, kept uint8)."""
+    if images.shape[-1] == size:
+        return images
+    x = torch.from_numpy(images).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _val_index(dataset: Dataset, val_idx: np.ndarray) -> pd.DataFrame:
+    cols = ["path", "label", "label_name", "group", *dataset.metadata]
+    return dataset.records.iloc[val_idx][cols].reset_index(drop=True)
