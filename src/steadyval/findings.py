@@ -50,6 +50,7 @@ FINDING_IDS: dict[str, str] = {
     "optim.batch_too_large": "batch far above the gradient noise scale",
     "train.nonfinite": "NaN/inf in loss or weights",
     "train.underfitting": "not converged: too few epochs or LR too low",
+    "curves.val_better_than_train": "val loss stays below train loss: regularisation, or leakage",
     # Not in the DESIGN table: a check that raised is reported, not hidden.
     "check.failed": "a check raised an error; the other checks went on",
 }

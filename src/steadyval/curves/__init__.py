@@ -1,0 +1,25 @@
+"""Curves: Run | imported log -> History -> findings (curve statistics against the noise floor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from steadyval.curves.base import CurveResult, run_curve_checks
+from steadyval.curves.checks import ALL_CURVE_CHECKS
+from steadyval.curves.history import History
+from steadyval.curves.readers import read_log
+
+
+def analyze_history(history: History) -> CurveResult:
+    """Run every curve check on one History."""
+    return run_curve_checks(history, [c() for c in ALL_CURVE_CHECKS])
+
+
+def analyze(logs: list[Path | str], *, val_size: int | None = None, trust_pickle: bool = False,
+            columns: dict[str, str] | None = None) -> list[CurveResult]:
+    """Read and analyse each log: the library form of ``steadyval analyze``."""
+    return [analyze_history(read_log(p, val_size=val_size, trust_pickle=trust_pickle, columns=columns))
+            for p in logs]
+
+
+__all__ = ["CurveResult", "History", "analyze", "analyze_history", "read_log"]

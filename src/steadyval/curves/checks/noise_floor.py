@@ -1,0 +1,34 @@
+"""curves.noise_floor: the epoch-to-epoch fluctuation is what the val-set size explains."""
+
+from __future__ import annotations
+
+from steadyval.curves.base import CurveCheck, CurveContext
+from steadyval.findings import Finding, Severity
+
+# Below this share of significant jumps (p < 0.05), the jumps are what chance gives.
+MAX_SIGNIFICANT = 0.10
+
+
+class NoiseFloor(CurveCheck):
+    """Few accuracy jumps are significant (McNemar on per-image predictions, else binomial)."""
+
+    id = "curves.noise_floor"
+    needs = ("n_val",)
+    remedies = ("eval.kfold",)
+
+    def run(self, ctx: CurveContext) -> list[Finding]:
+        s = ctx.summary
+        if "jumps_beyond_noise" not in s or s["jumps_beyond_noise"] > MAX_SIGNIFICANT:
+            return []
+        rms = s.get("val_accuracy_jump_rms", 0.0)
+        se = s.get("val_accuracy_se", 0.0)
+        # Visible jumps that are only noise are the finding; a calm curve within noise is info.
+        severity = Severity.MEDIUM if rms >= 0.02 or se >= 0.03 else Severity.INFO
+        return [self.finding(
+            severity, f"Val accuracy jumps are within the noise of {ctx.n_val} images",
+            f"Only {s['jumps_beyond_noise']:.0%} of epoch-to-epoch changes are significant "
+            f"({s['jump_test']}). With {ctx.n_val} val images the accuracy itself is uncertain by "
+            f"±{196 * se:.1f} points (95 %), so the curve's jumps (RMS {100 * rms:.1f} points) say "
+            "little about the model. Use a larger val set or k-fold cross-validation.",
+            dict(s),
+        )]

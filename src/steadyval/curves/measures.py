@@ -1,0 +1,112 @@
+"""The DESIGN.md measures, computed the same way everywhere (pure functions on arrays)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+EPS = 1e-7
+
+
+def val_loss_volatility(val_loss: np.ndarray) -> float:
+    """RMS of epoch-to-epoch differences of val loss / median val loss, epochs 2..end."""
+    v = np.asarray(val_loss, dtype=float)[1:]
+    v = v[np.isfinite(v)]
+    if len(v) < 3:
+        return float("nan")
+    return float(np.sqrt(np.mean(np.diff(v) ** 2)) / max(np.median(v), EPS))
+
+
+def accuracy_se(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` images."""
+    p = min(max(accuracy, 1.0 / n), 1 - 1.0 / n)
+    return math.sqrt(p * (1 - p) / n)
+
+
+def binomial_jump_pvalues(accuracy: np.ndarray, n: int) -> np.ndarray:
+    """Two-sided p-values of consecutive accuracy changes, as two independent binomials of size n.
+
+    The approximation for imported logs without per-image predictions.
+    """
+    a = np.asarray(accuracy, dtype=float)
+    p = np.clip((a[1:] + a[:-1]) / 2, 1.0 / n, 1 - 1.0 / n)
+    z = np.abs(np.diff(a)) / np.sqrt(2 * p * (1 - p) / n)
+    return 2 * stats.norm.sf(z)
+
+
+def mcnemar_pvalues(correct: np.ndarray) -> np.ndarray:
+    """Exact McNemar p-value for each pair of consecutive epochs; ``correct`` is (E, n) bool."""
+    out = np.ones(max(0, len(correct) - 1))
+    for t in range(1, len(correct)):
+        lost = int((correct[t - 1] & ~correct[t]).sum())
+        gained = int((~correct[t - 1] & correct[t]).sum())
+        if lost + gained:
+            out[t - 1] = stats.binomtest(min(lost, gained), lost + gained, 0.5).pvalue
+    return out
+
+
+def churn(predicted: np.ndarray) -> float:
+    """Mean share of val images whose predicted class flips between consecutive epochs."""
+    if len(predicted) < 2:
+        return float("nan")
+    return float((predicted[1:] != predicted[:-1]).mean())
+
+
+def per_image_losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(E, n) binary cross-entropy of every val image at every epoch."""
+    p = np.clip(probs, EPS, 1 - EPS)
+    y = np.asarray(labels, dtype=float)[None, :]
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def loss_se(val_loss: float, n: int, losses: np.ndarray | None = None) -> float:
+    """Standard error of a mean val loss over ``n`` images.
+
+    From the per-image losses when known; otherwise the per-image BCE is taken to spread
+    about as much as its mean (it is roughly exponential), so SE ~ val_loss / sqrt(n).
+    """
+    if losses is not None and len(losses) > 1:
+        return float(np.std(losses, ddof=1) / math.sqrt(len(losses)))
+    return float(val_loss / math.sqrt(n))
+
+
+def loss_attribution(probs: np.ndarray, index: pd.DataFrame, columns: list[str],
+                     top: int = 20) -> dict[str, object]:
+    """Which images and subgroups account for the epoch-to-epoch changes in val loss.
+
+    For each subgroup g and epoch t, its contribution to the change of the mean val loss is
+    sum_{i in g} (l_i(t) - l_i(t-1)) / n. Its swing share is the sum over t of |contribution|
+    over the same sum for all subgroups of that column; ``ratio`` = swing share / image share
+    (> 1: the subgroup moves val loss more than its size explains).
+    """
+    labels = index["label"].to_numpy()
+    losses = per_image_losses(probs, labels)
+    delta = np.diff(losses, axis=0)  # (E-1, n)
+    n = losses.shape[1]
+    out: dict[str, object] = {"by_column": {}}
+    for col in columns:
+        values = index[col].astype(str).to_numpy()
+        levels = pd.unique(values)
+        if not 2 <= len(levels) <= 30:
+            continue
+        contrib = np.stack([delta[:, values == lv].sum(axis=1) / n for lv in levels], axis=1)
+        swing = np.abs(contrib).sum(axis=0)
+        total = swing.sum()
+        out["by_column"][col] = {  # type: ignore[index]
+            str(lv): {"image_share": float((values == lv).mean()),
+                      "swing_share": float(swing[k] / total) if total > 0 else 0.0,
+                      "ratio": float((swing[k] / total) / (values == lv).mean()) if total > 0 else 0.0}
+            for k, lv in enumerate(levels)
+        }
+    per_image = np.abs(delta).sum(axis=0)
+    order = np.argsort(-per_image)[:top]
+    share = per_image / max(per_image.sum(), EPS)
+    out["top_images"] = [{"path": str(index["path"].iat[i]) if "path" in index else str(i),
+                          "label": int(labels[i]), "swing_share": float(share[i]),
+                          "mean_loss": float(losses[:, i].mean())} for i in order]
+    k = max(1, round(0.05 * n))
+    out["top5pct_swing_share"] = float(np.sort(share)[::-1][:k].sum())
+    return out
