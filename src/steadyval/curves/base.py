@@ -47,6 +47,19 @@ class CurveContext:
         return m.binomial_jump_pvalues(acc, self.n_val) if len(acc) > 2 else None
 
     @cached_property
+    def loss_jump_pvalues(self) -> np.ndarray | None:
+        """p-value of each consecutive-epoch val-loss change (paired on images, else approximate)."""
+        h = self.history
+        if h.per_image:
+            labels = h.val_index["label"].to_numpy()  # type: ignore[index]
+            return m.paired_loss_pvalues(m.per_image_losses(h.val_probs[1:], labels))  # type: ignore[index]
+        val_loss = h.column("val_loss")
+        if val_loss is None or not self.n_val:
+            return None
+        v = val_loss[1:][np.isfinite(val_loss[1:])]
+        return m.loss_jump_pvalues(v, self.n_val) if len(v) > 2 else None
+
+    @cached_property
     def summary(self) -> dict[str, Any]:
         """The headline measures of this run."""
         h = self.history
@@ -57,6 +70,8 @@ class CurveContext:
         if self.jump_pvalues is not None and len(self.jump_pvalues):
             out["jumps_beyond_noise"] = float((self.jump_pvalues < 0.05).mean())
             out["jump_test"] = "mcnemar" if self.correct is not None else "binomial approximation"
+        if self.loss_jump_pvalues is not None and len(self.loss_jump_pvalues):
+            out["loss_jumps_beyond_noise"] = float((self.loss_jump_pvalues < 0.05).mean())
         acc = h.column("val_accuracy")
         if acc is not None and self.n_val:
             tail = acc[1:][np.isfinite(acc[1:])]

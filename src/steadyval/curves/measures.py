@@ -48,6 +48,26 @@ def mcnemar_pvalues(correct: np.ndarray) -> np.ndarray:
     return out
 
 
+def paired_loss_pvalues(losses: np.ndarray) -> np.ndarray:
+    """Paired t-test p-value of the per-image loss change between consecutive epochs; (E, n)."""
+    out = np.ones(max(0, len(losses) - 1))
+    for t in range(1, len(losses)):
+        d = losses[t] - losses[t - 1]
+        if np.std(d) > 0:
+            out[t - 1] = stats.ttest_1samp(d, 0.0).pvalue
+    return out
+
+
+def loss_jump_pvalues(val_loss: np.ndarray, n: int) -> np.ndarray:
+    """Approximate p-values of consecutive val-loss changes from aggregates (independent SEs).
+
+    Conservative for a fixed val set (consecutive epochs are positively correlated).
+    """
+    v = np.asarray(val_loss, dtype=float)
+    se = np.sqrt(2) * ((v[1:] + v[:-1]) / 2) / math.sqrt(n)
+    return 2 * stats.norm.sf(np.abs(np.diff(v)) / np.maximum(se, EPS))
+
+
 def churn(predicted: np.ndarray) -> float:
     """Mean share of val images whose predicted class flips between consecutive epochs."""
     if len(predicted) < 2:
@@ -79,8 +99,8 @@ def loss_attribution(probs: np.ndarray, index: pd.DataFrame, columns: list[str],
 
     For each subgroup g and epoch t, its contribution to the change of the mean val loss is
     sum_{i in g} (l_i(t) - l_i(t-1)) / n. Its swing share is the sum over t of |contribution|
-    over the same sum for all subgroups of that column; ``ratio`` = swing share / image share
-    (> 1: the subgroup moves val loss more than its size explains).
+    over the same sum for all subgroups of that column; ``ratio``
+    is the mean swing of one of its images over that of an image of the other levels.
     """
     labels = index["label"].to_numpy()
     losses = per_image_losses(probs, labels)
@@ -95,12 +115,21 @@ def loss_attribution(probs: np.ndarray, index: pd.DataFrame, columns: list[str],
         contrib = np.stack([delta[:, values == lv].sum(axis=1) / n for lv in levels], axis=1)
         swing = np.abs(contrib).sum(axis=0)
         total = swing.sum()
-        out["by_column"][col] = {  # type: ignore[index]
-            str(lv): {"image_share": float((values == lv).mean()),
-                      "swing_share": float(swing[k] / total) if total > 0 else 0.0,
-                      "ratio": float((swing[k] / total) / (values == lv).mean()) if total > 0 else 0.0}
-            for k, lv in enumerate(levels)
-        }
+        sizes = np.array([(values == lv).sum() for lv in levels], dtype=float)
+        per_image_swing = swing / sizes
+        table = {}
+        for k, lv in enumerate(levels):
+            rest = np.delete(np.arange(len(levels)), k)
+            others = swing[rest].sum() / max(sizes[rest].sum(), 1.0)
+            table[str(lv)] = {
+                "n_images": int(sizes[k]),
+                "image_share": float(sizes[k] / n),
+                "swing_share": float(swing[k] / total) if total > 0 else 0.0,
+                # How much more an image of this level moves val loss than one of the others:
+                # unlike swing_share / image_share, it is not capped when the level dominates val.
+                "ratio": float(per_image_swing[k] / others) if others > 0 else 0.0,
+            }
+        out["by_column"][col] = table  # type: ignore[index]
     per_image = np.abs(delta).sum(axis=0)
     order = np.argsort(-per_image)[:top]
     share = per_image / max(per_image.sum(), EPS)

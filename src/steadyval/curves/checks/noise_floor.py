@@ -7,6 +7,9 @@ from steadyval.findings import Finding, Severity
 
 # Below this share of significant jumps (p < 0.05), the jumps are what chance gives.
 MAX_SIGNIFICANT = 0.10
+# Share of val predictions flipping per epoch above which the model is unstable even when
+# net accuracy barely moves (McNemar tests the net change, not the flips).
+CHURN_UNSTABLE = 0.2
 
 
 class NoiseFloor(CurveCheck):
@@ -20,14 +23,16 @@ class NoiseFloor(CurveCheck):
         s = ctx.summary
         if "jumps_beyond_noise" not in s or s["jumps_beyond_noise"] > MAX_SIGNIFICANT:
             return []
+        if s.get("churn", 0.0) >= CHURN_UNSTABLE or s.get("loss_jumps_beyond_noise", 0.0) > MAX_SIGNIFICANT:
+            return []  # predictions flip wholesale, or val loss moves for real: not sampling noise
         rms = s.get("val_accuracy_jump_rms", 0.0)
         se = s.get("val_accuracy_se", 0.0)
         # Visible jumps that are only noise are the finding; a calm curve within noise is info.
         severity = Severity.MEDIUM if rms >= 0.02 or se >= 0.03 else Severity.INFO
         return [self.finding(
             severity, f"Val accuracy jumps are within the noise of {ctx.n_val} images",
-            f"Only {s['jumps_beyond_noise']:.0%} of epoch-to-epoch changes are significant "
-            f"({s['jump_test']}). With {ctx.n_val} val images the accuracy itself is uncertain by "
+            f"Only {s['jumps_beyond_noise']:.0%} of epoch-to-epoch accuracy changes are significant "
+            f"({s['jump_test']}), and {s.get('loss_jumps_beyond_noise', 0.0):.0%} of val-loss changes. With {ctx.n_val} val images the accuracy itself is uncertain by "
             f"±{196 * se:.1f} points (95 %), so the curve's jumps (RMS {100 * rms:.1f} points) say "
             "little about the model. Use a larger val set or k-fold cross-validation.",
             dict(s),

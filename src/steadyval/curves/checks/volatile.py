@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from steadyval.curves.base import CurveCheck, CurveContext
-from steadyval.curves.checks.noise_floor import MAX_SIGNIFICANT
+from steadyval.curves.checks.noise_floor import CHURN_UNSTABLE, MAX_SIGNIFICANT
 from steadyval.findings import Finding, Severity
 
 
@@ -17,12 +17,16 @@ class Volatile(CurveCheck):
     def run(self, ctx: CurveContext) -> list[Finding]:
         s = ctx.summary
         share = s.get("jumps_beyond_noise")
-        if share is None or share <= MAX_SIGNIFICANT:
+        churn = s.get("churn", 0.0)
+        loss_share = s.get("loss_jumps_beyond_noise", 0.0)
+        if share is None or (share <= MAX_SIGNIFICANT and churn < CHURN_UNSTABLE
+                             and loss_share <= MAX_SIGNIFICANT):
             return []
         vol = s.get("val_loss_volatility", 0.0)
-        if share >= 0.3 and vol >= 0.1:
+        worst = max(share, loss_share)
+        if (worst >= 0.3 and vol >= 0.1) or churn >= 2 * CHURN_UNSTABLE:
             severity = Severity.HIGH
-        elif share >= 0.2 or vol >= 0.1:
+        elif worst >= 0.2 or vol >= 0.1 or churn >= CHURN_UNSTABLE:
             severity = Severity.MEDIUM
         else:
             severity = Severity.LOW
@@ -34,22 +38,34 @@ class Volatile(CurveCheck):
             driver = _driver_sentence(ctx.attribution)
             samples = [x["path"] for x in ctx.attribution["top_images"][:10]]
         return [self.finding(
-            severity, f"Validation is volatile beyond noise ({share:.0%} of jumps significant)",
-            f"{share:.0%} of epoch-to-epoch accuracy changes are larger than {ctx.n_val} val images "
-            f"explain ({s['jump_test']}); val-loss volatility is {vol:.2f}. {driver}".strip(),
+            severity, "Validation is volatile beyond noise (" + _headline(share, loss_share, churn) + ")",
+            f"{share:.0%} of epoch-to-epoch accuracy changes and {loss_share:.0%} of val-loss changes "
+            f"are larger than {ctx.n_val} val images explain ({s['jump_test']}); val-loss volatility "
+            f"is {vol:.2f}"
+            + (f"; {churn:.0%} of val predictions flip between consecutive epochs" if churn else "")
+            + f". {driver}".rstrip(),
             evidence, samples,
         )]
+
+
+def _headline(share: float, loss_share: float, churn: float) -> str:
+    if churn >= CHURN_UNSTABLE:
+        return f"{churn:.0%} of val predictions flip per epoch"
+    if loss_share >= share:
+        return f"{loss_share:.0%} of val-loss jumps significant"
+    return f"{share:.0%} of accuracy jumps significant"
 
 
 def _driver_sentence(attribution: dict) -> str:
     best = None
     for col, levels in attribution["by_column"].items():
         for level, v in levels.items():
-            if v["image_share"] >= 0.05 and (best is None or v["ratio"] > best[2]["ratio"]):
+            if v["n_images"] >= 10 and (best is None or v["ratio"] > best[2]["ratio"]):
                 best = (col, level, v)
     parts = [f"The top 5 % of val images carry {attribution['top5pct_swing_share']:.0%} of the val-loss swings."]
-    if best is not None and best[2]["ratio"] >= 1.3:
+    if best is not None and best[2]["ratio"] >= 1.5:
         col, level, v = best
-        parts.insert(0, f"{col} = '{level}' drives the swings: {v['swing_share']:.0%} of them from "
-                        f"{v['image_share']:.0%} of the images.")
+        parts.insert(0, f"{col} = '{level}' drives the swings: each of its images moves val loss "
+                        f"{v['ratio']:.1f}x as much as the others ({v['swing_share']:.0%} of the swings "
+                        f"from {v['image_share']:.0%} of the images).")
     return " ".join(parts)
