@@ -63,3 +63,18 @@ def test_help_explains_each_command() -> None:
     assert result.exit_code == 0
     for name in ("audit", "split", "demo"):
         assert name in result.output
+
+
+def test_analyze_command_writes_json_and_report(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss,accuracy,val_loss,val_accuracy\n" + "".join(
+        f"{i},{0.7 - 0.05 * i},{0.6 + 0.03 * i},{0.7 - 0.02 * i},{[0.70, 0.80, 0.74, 0.82, 0.73][i % 5]}\n"
+        for i in range(10)))
+    result = runner.invoke(app, ["analyze", str(log), "--val-size", "600", "--json", str(tmp_path / "a.json"),
+                                 "--report", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert "curves.volatile" in {f["id"] for f in doc["runs"][0]["findings"]}
+    assert (tmp_path / "rep" / "report.html").exists()
+    bad = runner.invoke(app, ["analyze", str(log), "--columns", "nonsense"])
+    assert bad.exit_code != 0

@@ -126,6 +126,54 @@ def train(
 
 
 @app.command()
+def analyze(
+    logs: Annotated[list[Path], typer.Argument(
+        help="Run directories from steadyval train, Keras CSVLogger CSV or History JSON, Lightning "
+             "metrics.csv, TensorBoard event files, or a CSV with --columns.", show_default=False)],
+    val_size: Annotated[int | None, typer.Option(
+        "--val-size", help="Validation-set size of imported logs (for the noise floor).")] = None,
+    columns: Annotated[str | None, typer.Option(
+        "--columns", help="Map canonical names to your CSV's columns: val_loss=valid_loss,val_accuracy=vacc")] = None,
+    trust_pickle: Annotated[bool, typer.Option(
+        "--trust-pickle", help="Allow reading pickled histories (loading a pickle runs code).")] = False,
+    json_path: JsonOpt = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write report.html into this folder.")] = None,
+) -> None:
+    """Analyse training curves: is the jumping real or noise, and what is behind it.
+
+    Several runs of one config (seeds) are analysed together and plotted as mean ± spread.
+    """
+    from steadyval.curves import analyze as run_analysis
+    from steadyval.errors import ConfigError
+    from steadyval.report.analysis import write_analysis_json, write_analysis_report
+
+    mapping = None
+    if columns:
+        try:
+            mapping = dict(part.split("=", 1) for part in columns.split(","))
+        except ValueError:
+            raise ConfigError("--columns", "takes name=column pairs separated by commas", f"'{columns}'",
+                              "Write e.g. --columns val_loss=valid_loss,val_accuracy=valid_acc.") from None
+    if val_size is not None and val_size < 1:
+        raise ConfigError("--val-size", "must be a positive number of images", val_size, "Try e.g. 624.")
+    results = run_analysis(logs, val_size=val_size, trust_pickle=trust_pickle, columns=mapping)
+    for r in results:
+        s = r.summary
+        out.print(f"[bold]{r.history.source}[/]: {s['epochs']} epochs"
+                  + (f", {s['n_val']} val images" if s.get("n_val") else ", val size unknown"))
+        if not r.findings:
+            out.print("  [green]no problems found in these curves[/]")
+        for f in r.findings:
+            out.print(f"  [{SEVERITY_STYLE[f.severity.value]}]{f.severity.value:6s}[/] {f.id}: {f.title}")
+        for check_id, reason in r.skipped.items():
+            out.print(f"  [dim]not checked: {check_id} ({reason})[/]")
+    if json_path is not None:
+        out.print(f"analysis: {write_analysis_json(results, json_path)}")
+    if report is not None:
+        out.print(f"report:   {write_analysis_report(results, report)}")
+
+
+@app.command()
 def split(
     data: DataArg,
     output: Annotated[Path, typer.Option("-o", "--out", help="Manifest CSV to write (outside DATA).")],

@@ -22,4 +22,17 @@ def analyze(logs: list[Path | str], *, val_size: int | None = None, trust_pickle
             for p in logs]
 
 
-__all__ = ["CurveResult", "History", "analyze", "analyze_history", "read_log"]
+def same_config(histories: list[History]) -> bool:
+    """True when the runs are seeds of one configuration (so a mean ± spread band means something)."""
+    if len(histories) < 2 or len({h.n_epochs for h in histories}) != 1:
+        return False
+    configs = [h.config for h in histories]
+    if all(c is None for c in configs):
+        return True  # imported logs of equal length: the user grouped them
+    if any(c is None for c in configs):
+        return False
+    strip = [{k: v for k, v in c.items() if k != "seed"} for c in configs]  # type: ignore[union-attr]
+    return all(c == strip[0] for c in strip)
+
+
+__all__ = ["same_config", "CurveResult", "History", "analyze", "analyze_history", "read_log"]

@@ -47,6 +47,30 @@ class CurveContext:
         return m.binomial_jump_pvalues(acc, self.n_val) if len(acc) > 2 else None
 
     @cached_property
+    def accuracy_changes(self) -> np.ndarray | None:
+        """Signed val-accuracy change of each consecutive pair (aligned with jump_pvalues)."""
+        if self.correct is not None:
+            return np.diff(self.correct[1:].mean(axis=1))
+        acc = self.history.column("val_accuracy")
+        if acc is None:
+            return None
+        acc = acc[1:][np.isfinite(acc[1:])]
+        return np.diff(acc)
+
+    @cached_property
+    def loss_changes(self) -> np.ndarray | None:
+        """Signed val-loss change of each consecutive pair (aligned with loss_jump_pvalues)."""
+        h = self.history
+        if h.per_image:
+            labels = h.val_index["label"].to_numpy()  # type: ignore[index]
+            return np.diff(m.per_image_losses(h.val_probs[1:], labels).mean(axis=1))  # type: ignore[index]
+        v = h.column("val_loss")
+        if v is None:
+            return None
+        v = v[1:][np.isfinite(v[1:])]
+        return np.diff(v)
+
+    @cached_property
     def loss_jump_pvalues(self) -> np.ndarray | None:
         """p-value of each consecutive-epoch val-loss change (paired on images, else approximate)."""
         h = self.history
@@ -72,6 +96,13 @@ class CurveContext:
             out["jump_test"] = "mcnemar" if self.correct is not None else "binomial approximation"
         if self.loss_jump_pvalues is not None and len(self.loss_jump_pvalues):
             out["loss_jumps_beyond_noise"] = float((self.loss_jump_pvalues < 0.05).mean())
+        # Instability is a significant change for the worse; significant improvements are learning.
+        if "jumps_beyond_noise" in out and self.accuracy_changes is not None:
+            worse = (self.jump_pvalues < 0.05) & (self.accuracy_changes < 0)  # type: ignore[operator]
+            out["accuracy_drops_beyond_noise"] = float(worse.mean())
+        if "loss_jumps_beyond_noise" in out and self.loss_changes is not None:
+            worse = (self.loss_jump_pvalues < 0.05) & (self.loss_changes > 0)  # type: ignore[operator]
+            out["loss_rises_beyond_noise"] = float(worse.mean())
         acc = h.column("val_accuracy")
         if acc is not None and self.n_val:
             tail = acc[1:][np.isfinite(acc[1:])]

@@ -21,6 +21,7 @@ class History:
     val_probs: np.ndarray | None = None  # (E, n_val)
     val_index: pd.DataFrame | None = None  # n_val rows: label (0/1), path, subgroup columns
     notes: list[str] = field(default_factory=list)
+    config: dict | None = None  # the TrainConfig of a steadyval run
 
     @property
     def n_epochs(self) -> int:

@@ -93,6 +93,12 @@ def loss_se(val_loss: float, n: int, losses: np.ndarray | None = None) -> float:
     return float(val_loss / math.sqrt(n))
 
 
+def _ratio(a: float, b: float, cap: float = 1000.0) -> float:
+    if b > 0:
+        return float(min(a / b, cap))
+    return cap if a > 0 else 1.0
+
+
 def loss_attribution(probs: np.ndarray, index: pd.DataFrame, columns: list[str],
                      top: int = 20) -> dict[str, object]:
     """Which images and subgroups account for the epoch-to-epoch changes in val loss.
@@ -127,7 +133,7 @@ def loss_attribution(probs: np.ndarray, index: pd.DataFrame, columns: list[str],
                 "swing_share": float(swing[k] / total) if total > 0 else 0.0,
                 # How much more an image of this level moves val loss than one of the others:
                 # unlike swing_share / image_share, it is not capped when the level dominates val.
-                "ratio": float(per_image_swing[k] / others) if others > 0 else 0.0,
+                "ratio": _ratio(per_image_swing[k], others),
             }
         out["by_column"][col] = table  # type: ignore[index]
     per_image = np.abs(delta).sum(axis=0)

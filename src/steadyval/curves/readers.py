@@ -131,7 +131,7 @@ def _our_run(path: Path, val_size: int | None) -> History:
 
     run = load_run(path)
     return History(str(path), run.metrics, val_size or len(run.val_index), run.val_probs, run.val_index,
-                   [f"run status: {run.status}"])
+                   [f"run status: {run.status}"], run.config.model_dump())
 
 
 def _tensorboard(root: Path, events: list[Path], val_size: int | None) -> History:

@@ -66,3 +66,65 @@ def property_histograms(records: pd.DataFrame, properties: pd.DataFrame, names: 
     np.atleast_1d(axes)[0].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return svg_uri(fig)
+
+
+def curve_panel(runs: list[dict], n_val: int | None) -> str:
+    """Loss and accuracy curves of one or more runs (seeds): mean ± spread, with the noise band.
+
+    ``runs`` are dicts with ``epoch``, ``loss``, ``val_loss``, ``val_accuracy`` arrays (any may
+    be None). The band around val accuracy is ±1.96 binomial SE of a model of constant
+    quality on ``n_val`` images (the noise floor).
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.2))
+    for key, ax, color in (("loss", ax_loss, "#4c72b0"), ("val_loss", ax_loss, "#dd8452"),
+                           ("val_accuracy", ax_acc, "#dd8452"), ("accuracy", ax_acc, "#4c72b0")):
+        series = [r[key] for r in runs if r.get(key) is not None]
+        if not series:
+            continue
+        n = min(len(s) for s in series)
+        stack = np.stack([s[:n] for s in series])
+        epochs = runs[0]["epoch"][:n]
+        mean = np.nanmean(stack, axis=0)
+        ax.plot(epochs, mean, color=color, lw=1.4, label=key + (f" (mean of {len(series)})" if len(series) > 1 else ""))
+        if len(series) > 1:
+            sd = np.nanstd(stack, axis=0)
+            ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+        if key == "val_accuracy" and n_val:
+            p = np.clip(mean, 1 / n_val, 1 - 1 / n_val)
+            se = 1.96 * np.sqrt(p * (1 - p) / n_val)
+            trend = pd.Series(mean).rolling(5, center=True, min_periods=1).mean().to_numpy()
+            ax.fill_between(epochs, trend - se, trend + se, color="#999999", alpha=0.25, lw=0,
+                            label=f"noise floor (n={n_val})")
+    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, frameon=False)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return svg_uri(fig)
+
+
+def churn_heatmap(correct: np.ndarray, max_images: int = 300) -> str:
+    """Images (rows, most changeable first) x epochs: right (light) or wrong (dark)."""
+    flips = (correct[1:] != correct[:-1]).sum(axis=0) if len(correct) > 1 else np.zeros(correct.shape[1])
+    order = np.argsort(-flips, kind="stable")[:max_images]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.imshow(correct[:, order].T, aspect="auto", cmap="gray", interpolation="nearest", vmin=0, vmax=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val image (most flips first)")
+    ax.set_title("right (light) / wrong (dark) per val image and epoch", fontsize=9)
+    ax.tick_params(labelsize=7)
+    return svg_uri(fig)
+
+
+def subgroup_loss(losses: np.ndarray, index: pd.DataFrame, column: str) -> str:
+    """Mean val loss per level of ``column`` at each epoch."""
+    fig, ax = plt.subplots(figsize=(5, 2.8))
+    values = index[column].astype(str).to_numpy()
+    for level in pd.unique(values)[:10]:
+        ax.plot(losses[:, values == level].mean(axis=1), lw=1.2, label=f"{level} ({(values == level).sum()})")
+    ax.set_xlabel("epoch")
+    ax.set_title(f"val loss by {column}", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    ax.tick_params(labelsize=7)
+    return svg_uri(fig)

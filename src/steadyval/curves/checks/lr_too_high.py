@@ -10,6 +10,7 @@ from steadyval.curves.base import CurveCheck, CurveContext
 from steadyval.curves.checks.output_loss_mismatch import prior_entropy
 from steadyval.findings import Finding, Severity
 
+
 class LrTooHigh(CurveCheck):
     """Signature in the train loss: no better than a constant yet moving, a rise, or roughness."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from steadyval.curves.base import CurveCheck, CurveContext
-from steadyval.curves.checks.noise_floor import CHURN_UNSTABLE, MAX_SIGNIFICANT
+from steadyval.curves.checks.noise_floor import CHURN_UNSTABLE, unstable
 from steadyval.findings import Finding, Severity
 
 
@@ -16,12 +16,11 @@ class Volatile(CurveCheck):
 
     def run(self, ctx: CurveContext) -> list[Finding]:
         s = ctx.summary
-        share = s.get("jumps_beyond_noise")
-        churn = s.get("churn", 0.0)
-        loss_share = s.get("loss_jumps_beyond_noise", 0.0)
-        if share is None or (share <= MAX_SIGNIFICANT and churn < CHURN_UNSTABLE
-                             and loss_share <= MAX_SIGNIFICANT):
+        if "jumps_beyond_noise" not in s or not unstable(s):
             return []
+        share = s.get("accuracy_drops_beyond_noise", 0.0)
+        churn = s.get("churn", 0.0)
+        loss_share = s.get("loss_rises_beyond_noise", 0.0)
         vol = s.get("val_loss_volatility", 0.0)
         worst = max(share, loss_share)
         if (worst >= 0.3 and vol >= 0.1) or churn >= 2 * CHURN_UNSTABLE:
@@ -39,8 +38,8 @@ class Volatile(CurveCheck):
             samples = [x["path"] for x in ctx.attribution["top_images"][:10]]
         return [self.finding(
             severity, "Validation is volatile beyond noise (" + _headline(share, loss_share, churn) + ")",
-            f"{share:.0%} of epoch-to-epoch accuracy changes and {loss_share:.0%} of val-loss changes "
-            f"are larger than {ctx.n_val} val images explain ({s['jump_test']}); val-loss volatility "
+            f"{share:.0%} of epoch-to-epoch accuracy drops and {loss_share:.0%} of val-loss rises are "
+            f"larger than {ctx.n_val} val images explain ({s['jump_test']}); val-loss volatility "
             f"is {vol:.2f}"
             + (f"; {churn:.0%} of val predictions flip between consecutive epochs" if churn else "")
             + f". {driver}".rstrip(),
@@ -52,8 +51,8 @@ def _headline(share: float, loss_share: float, churn: float) -> str:
     if churn >= CHURN_UNSTABLE:
         return f"{churn:.0%} of val predictions flip per epoch"
     if loss_share >= share:
-        return f"{loss_share:.0%} of val-loss jumps significant"
-    return f"{share:.0%} of accuracy jumps significant"
+        return f"{loss_share:.0%} of val-loss rises significant"
+    return f"{share:.0%} of accuracy drops significant"
 
 
 def _driver_sentence(attribution: dict) -> str:

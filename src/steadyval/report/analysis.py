@@ -1,0 +1,66 @@
+"""The ``analyze`` outputs: JSON of the curve results and a self-contained HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steadyval import __version__
+from steadyval._io import atomic_write_json, atomic_write_text
+from steadyval.curves import same_config
+from steadyval.curves.base import CurveResult
+from steadyval.curves.measures import per_image_losses
+from steadyval.report import plots
+from steadyval.report.html import _env, _finding_view
+
+
+def analysis_document(results: list[CurveResult]) -> dict[str, Any]:
+    """Machine-readable analysis: per run, its measures, findings and loss attribution."""
+    return {
+        "steadyval_version": __version__,
+        "runs": [{"source": r.history.source, "summary": r.summary,
+                  "findings": [f.to_dict() for f in r.findings], "skipped_checks": r.skipped,
+                  "loss_attribution": r.attribution} for r in results],
+    }
+
+
+def write_analysis_json(results: list[CurveResult], path: Path | str) -> Path:
+    """Write the analysis JSON atomically."""
+    atomic_write_json(Path(path), analysis_document(results))
+    return Path(path)
+
+
+def write_analysis_report(results: list[CurveResult], out_dir: Path | str) -> Path:
+    """Render report.html for the analysed runs into ``out_dir``."""
+    runs = []
+    for r in results:
+        h = r.history
+        view: dict[str, Any] = {"source": h.source, "summary": r.summary, "notes": h.notes,
+                                "findings": [_finding_view(f) for f in r.findings],
+                                "skipped": r.skipped, "plots": []}
+        view["plots"].append(plots.curve_panel([_series(r)], r.summary.get("n_val")))
+        if h.per_image:
+            labels = h.val_index["label"].to_numpy()  # type: ignore[index]
+            correct = (h.val_probs >= 0.5) == labels.astype(bool)[None, :]  # type: ignore[operator]
+            view["plots"].append(plots.churn_heatmap(correct))
+            losses = per_image_losses(h.val_probs, labels)  # type: ignore[arg-type]
+            for col in (r.attribution or {}).get("by_column", {}):
+                view["plots"].append(plots.subgroup_loss(losses, h.val_index, col))  # type: ignore[arg-type]
+        view["top_images"] = (r.attribution or {}).get("top_images", [])[:15]
+        runs.append(view)
+    seeds = None
+    if same_config([r.history for r in results]):
+        seeds = plots.curve_panel([_series(r) for r in results], results[0].summary.get("n_val"))
+    html = _env().get_template("analysis.html.j2").render(version=__version__, runs=runs, seeds=seeds)
+    path = Path(out_dir) / "report.html"
+    atomic_write_text(path, html)
+    return path
+
+
+def _series(r: CurveResult) -> dict[str, np.ndarray | None]:
+    h = r.history
+    return {"epoch": h.metrics["epoch"].to_numpy(), "loss": h.column("loss"),
+            "val_loss": h.column("val_loss"), "val_accuracy": h.column("val_accuracy"),
+            "accuracy": h.column("accuracy")}
