@@ -74,7 +74,10 @@ def test_tensorboard_events_when_the_extra_is_installed() -> None:
     pytest.importorskip("tensorboard", reason="the TensorBoard reader is an optional extra")
     root = shared_data("training_logs") / "aniketghosh_pneumonia_tb/backend/logs/tuberculosis"
     h = read_log(root)
-    assert h.column("val_loss") is not None and h.n_epochs >= 20
+    # Two files: 50 epochs, then a second phase of 20 that restarts at epoch 0.
+    assert h.n_epochs == 70 and h.column("val_loss") is not None
+    assert h.metrics["epoch"].tolist() == list(range(70))
+    assert any("restarts at epoch 0" in n for n in h.notes)
 
 
 def test_our_run_directory_round_trip(tmp_path: Path) -> None:

@@ -142,19 +142,36 @@ def _tensorboard(root: Path, events: list[Path], val_size: int | None) -> Histor
         raise DataError(f"LOG '{root}'", "TensorBoard event files need the tensorboard package",
                         "it is not installed", "pip install tensorboard (or steadyval[tensorboard]).") from None
     series: dict[str, dict[int, float]] = {}
-    for event_file in events:
+    notes: list[str] = []
+    offsets: dict[str, int] = {}  # per split folder: where the next restarting file begins
+    ends: dict[str, int] = {}
+    for event_file in _by_start_time(events):
         prefix = "val_" if "validation" in event_file.parent.name else ""
         acc = EventAccumulator(str(event_file), size_guidance={"tensors": 0, "scalars": 0})
         acc.Reload()
-        tags = acc.Tags()
-        for tag in tags.get("scalars", []):
-            for ev in acc.Scalars(tag):
-                series.setdefault(prefix + tag, {})[ev.step] = ev.value
-        for tag in tags.get("tensors", []):
-            for ev in acc.Tensors(tag):
-                value = tensor_util.make_ndarray(ev.tensor_proto)
-                if value.size == 1:
-                    series.setdefault(prefix + tag, {})[ev.step] = float(value)
+        values: dict[str, dict[int, float]] = {}
+        for tag in acc.Tags().get("scalars", []):
+            values[tag] = {ev.step: ev.value for ev in acc.Scalars(tag)}
+        for tag in acc.Tags().get("tensors", []):
+            points = {ev.step: tensor_util.make_ndarray(ev.tensor_proto) for ev in acc.Tensors(tag)}
+            values[tag] = {step: float(v) for step, v in points.items() if v.size == 1}
+        # Keras writes per-epoch tags (epoch_*) and per-iteration ones on another step axis.
+        per_epoch = {t: v for t, v in values.items() if t.startswith("epoch_")} or values
+        steps = [st for v in per_epoch.values() for st in v]
+        if not steps:
+            continue
+        key = str(event_file.parent)
+        offset = offsets.get(key, 0)
+        if key in ends and min(steps) <= ends[key]:
+            # A second training phase restarts its epoch count: append it after the first.
+            offset = ends[key] + 1
+            notes.append(f"{event_file.name} restarts at epoch {min(steps)}: appended as epochs "
+                         f"{offset}..{offset + max(steps) - min(steps)}")
+        offsets[key] = offset
+        ends[key] = offset + max(steps)
+        for tag, points in per_epoch.items():
+            for step, value in points.items():
+                series.setdefault(prefix + tag, {})[offset + step] = value
     if not series:
         raise DataError(f"LOG '{root}'", "TensorBoard files must hold scalar metrics", "none",
                         "Log with the Keras TensorBoard callback or SummaryWriter.add_scalar.")
@@ -162,4 +179,14 @@ def _tensorboard(root: Path, events: list[Path], val_size: int | None) -> Histor
     frame.index.name = "epoch"
     frame = frame.reset_index()
     frame.columns = [c.replace("val_epoch_", "val_") for c in frame.columns]
-    return History(str(root), _canonical(frame, None), val_size)
+    return History(str(root), _canonical(frame, None), val_size, notes=notes)
+
+
+def _by_start_time(events: list[Path]) -> list[Path]:
+    """Event files in the order they were written (the number after 'tfevents.' is a timestamp)."""
+    def start(path: Path) -> float:
+        try:
+            return float(path.name.split(".")[3])
+        except (IndexError, ValueError):
+            return path.stat().st_mtime
+    return sorted(events, key=start)
