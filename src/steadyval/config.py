@@ -51,6 +51,8 @@ class TrainConfig(BaseModel):
     grad_clip: float = Field(0.0, ge=0, description="max gradient norm; 0 = off")
     seed: int = Field(0, ge=0)
     device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 mixed precision where the hardware has it natively, else fp32")
 
     @field_validator("augment")
     @classmethod

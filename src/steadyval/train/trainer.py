@@ -9,7 +9,10 @@ recorded each epoch in large inference batches.
 from __future__ import annotations
 
 import copy
+import ctypes
 import math
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +33,29 @@ from steadyval.train.augment import augment_batch, build_augmentation
 from steadyval.train.models import build_model, count_parameters
 from steadyval.train.run import Run, save_epoch, save_static
 
-EVAL_BATCH = 512
+# Inference batches hold about this many bytes of first-layer activations (512 images at
+# 64 px; 41 at 224 px): large enough to amortise overheads, small enough not to page.
+EVAL_ACTIVATION_BYTES = 2**28
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process instead of returning it to the OS (glibc only).
+
+    Training allocates and frees the same large activation buffers every step. glibc
+    serves blocks above its mmap threshold with fresh mmap'd pages, so each step page-faults
+    them in again: measured here at 224 px, system time equalled user time and 7.9 M minor
+    faults cost 2.4x throughput (22 -> 52 img/s); at 64 px 452 -> 588 img/s. The effect is
+    process-wide and only keeps memory the process already used. Set STEADYVAL_MALLOPT=0
+    to leave the allocator alone.
+    """
+    if os.environ.get("STEADYVAL_MALLOPT", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
+        return bool(libc.mallopt(m_trim_threshold, 2**30) and libc.mallopt(m_mmap_max, 0))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,6 +66,26 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError("The 'device' parameter of TrainConfig", "must be available on this machine",
                           f"'{name}' (no CUDA device)", "Use --set device=cpu or device=auto.")
     return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """'auto' -> bf16 where the device computes it natively, else fp32.
+
+    bf16 autocast trains the seed's Ex. 2 model 1.6x faster on a CPU with AVX512-BF16
+    (788 -> 1276 img/s at 64 px, 60 -> 101 at 224 px, measured here); without native
+    support it is emulated and slower, so 'auto' checks the hardware.
+    """
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "fp32"
+        return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+    return "fp32"
 
 
 def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool = False) -> Run:
@@ -63,6 +108,11 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
                         "Give a split with both classes, or let steadyval make one.")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
+    tune_allocator()
+    precision = resolve_precision(config.precision, device)
+    bf16 = precision == "bf16"
+    # NHWC is what oneDNN (CPU) and tensor cores (GPU) want: +20 % at 64 px measured here.
+    fmt = torch.channels_last
 
     images = _at_size(dataset.images, config.image_size)
     x_train = torch.from_numpy(images[train_idx]).to(device)  # (N, C, S, S) uint8
@@ -77,7 +127,7 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
     counts = torch.bincount(y_train.long(), minlength=2).float()
     class_w = (len(y_train) / (2 * counts)) if config.class_weights else torch.ones(2, device=device)
     sample_w = class_w.to(device)[y_train.long()]
-    model = build_model(config, in_channels=images.shape[1]).to(device)
+    model = build_model(config, in_channels=images.shape[1]).to(device, memory_format=fmt)
     aug = build_augmentation(config.augment)
     if aug is not None:
         aug = aug.to(device)
@@ -96,7 +146,8 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
     probs: list[np.ndarray] = []
     info: dict[str, object] = {"status": "running", "n_train": len(train_idx), "n_val": len(val_idx),
                                "parameters": count_parameters(model), "positive": dataset.positive,
-                               "classes": list(dataset.classes), "steps_per_epoch": steps}
+                               "classes": list(dataset.classes), "steps_per_epoch": steps,
+                               "precision": precision}
     stopper = _EarlyStopping(config)
     best_state = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
@@ -112,9 +163,11 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
                 for s in range(steps):
                     idx = order[s * config.batch_size:(s + 1) * config.batch_size].to(device)
                     xb = augment_batch(aug, x_train[idx].float().div_(255))
-                    xb = (xb - mean) / std
+                    xb = ((xb - mean) / std).contiguous(memory_format=fmt)
                     yb = y_train[idx]
-                    logits = model(xb).squeeze(1)
+                    # Mixed precision: weights, loss and validation stay fp32.
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                        logits = model(xb).squeeze(1).float()
                     per_image = F.binary_cross_entropy_with_logits(logits, yb, reduction="none")
                     weights = class_w[yb.long()] if config.sampler == "shuffle" else 1.0
                     loss = (per_image * weights).mean()
@@ -225,8 +278,10 @@ def _predict(model: nn.Module, x: torch.Tensor, y: np.ndarray, mean: torch.Tenso
              std: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and per-image BCE losses of every image, in large batches."""
     model.eval()
-    logits = torch.cat([model((x[s:s + EVAL_BATCH].float().div_(255) - mean) / std).squeeze(1)
-                        for s in range(0, len(x), EVAL_BATCH)]).float()
+    batch = max(16, min(512, EVAL_ACTIVATION_BYTES // (32 * 4 * x.shape[-1] * x.shape[-2])))
+    logits = torch.cat([
+        model(((x[s:s + batch].float().div_(255) - mean) / std).contiguous(memory_format=torch.channels_last))
+        .squeeze(1) for s in range(0, len(x), batch)]).float()
     target = torch.from_numpy(y).float().to(logits.device)
     losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return torch.sigmoid(logits).cpu().numpy(), losses.cpu().numpy()

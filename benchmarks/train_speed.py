@@ -1,0 +1,198 @@
+"""Training throughput: steadyval's trainer vs a plain PyTorch loop vs TF-Keras, side by side.
+
+Same in-memory images, same model (the seed's Ex. 2: Conv32-Pool-Conv64-Pool-Flatten-
+Dropout(0.5)-Dense), batch 32, Adam, at 64 px and 224 px, without and with the seed's
+geometric augmentation (rotation 20 deg, shift 0.1, shear 0.1, zoom 0.1, horizontal flip).
+
+- steadyval: ``steadyval.train.train`` (uint8 tensor in memory, index-sliced batches,
+  kornia augmentation of the whole batch, every val image's probability recorded).
+- plain torch: a ``Dataset`` returning one float image at a time with a per-image affine
+  transform, batched by ``DataLoader`` (the usual tutorial loop).
+- TF-Keras: ``model.fit`` on a tf.data pipeline with Keras augmentation layers, when
+  ``tensorflow`` imports (an optional benchmark extra: pip install tensorflow-cpu).
+
+Throughput is images/s of the second epoch (the first warms up). The monitoring cost is
+what recording every val image adds to a plain aggregate validation pass, as a share of
+the epoch. Targets: >= 1.0x TF-Keras without augmentation; >= 1.5x (64 px) and >= 2.5x
+(224 px) with it; monitoring <= 5 % of an epoch.
+
+    python benchmarks/train_speed.py [--n 1024] [--sizes 64 224]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from steadyval.config import load_config
+from steadyval.data import load_dataset
+from steadyval.synthetic import SyntheticSpec, generate
+from steadyval.train import train
+from steadyval.train.models import build_model
+
+
+def steadyval_rate(ds, size: int, aug: str, work: Path, precision: str) -> tuple[float, float, str]:
+    cfg = load_config(sets=["preset=seed-ex2", "epochs=2", "batch_size=32", f"image_size={size}",
+                            f"augment={aug}", f"precision={precision}"])
+    out = work / f"run-{size}-{aug}-{precision}"
+    run = train(ds, cfg, out)
+    timings = np.genfromtxt(out / "timings.csv", delimiter=",", names=True)
+    n_train = len(ds.split_index("train"))
+    rate = n_train / float(timings["train_seconds"][-1])
+    return rate, monitoring_share(run, ds, size, timings), str(run.info["precision"])
+
+
+def glibc_defaults() -> None:
+    """Undo the trainer's allocator tuning so that the baselines run as they would alone."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD default
+        libc.mallopt(-4, 65536)  # M_MMAP_MAX default
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD default
+    except OSError:
+        pass
+
+
+def monitoring_share(run, ds, size: int, timings) -> float:
+    """Extra time of recording every val image, over an aggregate-only validation pass."""
+    from steadyval.train.run import save_epoch
+    from steadyval.train.trainer import _at_size, _predict, _val_metrics
+
+    model = build_model(run.config, ds.images.shape[1])
+    images = _at_size(ds.images, size)
+    x_val = torch.from_numpy(images[ds.split_index("val")])
+    y_val = ds.labels[ds.split_index("val")]
+    mean, std = torch.tensor(0.5).view(1, 1, 1, 1), torch.tensor(0.25).view(1, 1, 1, 1)
+    model.eval()
+    reps = 3
+    t = time.perf_counter()
+    for _ in range(reps):  # what any trainer does: one forward pass, the mean loss
+        with torch.inference_mode():
+            logits = torch.cat([model((x_val[s:s + 512].float() / 255 - mean) / std).squeeze(1)
+                                for s in range(0, len(x_val), 512)])
+            F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y_val).float()).item()
+    bare = (time.perf_counter() - t) / reps
+    t = time.perf_counter()
+    for _ in range(reps):  # ours: per-image probabilities, metrics, files rewritten
+        p, losses = _predict(model, x_val, y_val, mean, std)
+        _val_metrics(p, losses, y_val)
+        save_epoch(run.dir, run.metrics, np.vstack([run.val_probs, p[None]]))
+    full = (time.perf_counter() - t) / reps
+    epoch = float(timings["train_seconds"][-1]) + bare
+    return max(0.0, full - bare) / epoch
+
+
+class PerImage(torch.utils.data.Dataset):
+    """The tutorial loop: one image at a time, converted and transformed in Python."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: bool) -> None:
+        self.images, self.labels, self.augment = images, labels, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(self.images[i]).float() / 255  # (C, S, S)
+        if self.augment:
+            angle = math.radians(np.random.uniform(-20, 20))
+            shear = np.random.uniform(-0.1, 0.1)
+            zoom = np.random.uniform(0.9, 1.1)
+            tx, ty = np.random.uniform(-0.2, 0.2, 2)  # shift 0.1 of the size = 0.2 in [-1, 1]
+            flip = -1.0 if np.random.rand() < 0.5 else 1.0
+            c, s = math.cos(angle) / zoom, math.sin(angle) / zoom
+            theta = torch.tensor([[c * flip, -s + shear, tx], [s * flip, c, ty]], dtype=torch.float32)
+            grid = F.affine_grid(theta[None], [1, *x.shape], align_corners=False)
+            x = F.grid_sample(x[None], grid, align_corners=False)[0]
+        return (x - 0.5) / 0.25, torch.tensor(float(self.labels[i]))
+
+
+def plain_torch_rate(ds, size: int, aug: str) -> float:
+    from steadyval.train.trainer import _at_size
+
+    torch.manual_seed(0)
+    images = _at_size(ds.images, size)[ds.split_index("train")]
+    labels = ds.labels[ds.split_index("train")]
+    cfg = load_config(sets=["preset=seed-ex2", f"image_size={size}"])
+    model = build_model(cfg, images.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(PerImage(images, labels, aug != "none"), batch_size=32, shuffle=True)
+    rate = 0.0
+    for _ in range(2):
+        t = time.perf_counter()
+        model.train()
+        for x, y in loader:
+            loss = F.binary_cross_entropy_with_logits(model(x).squeeze(1), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        rate = len(images) / (time.perf_counter() - t)
+    return rate
+
+
+def keras_rate(ds, size: int, aug: str) -> float | None:
+    try:
+        import tensorflow as tf
+        from tensorflow import keras
+    except ImportError:
+        return None
+    from steadyval.train.trainer import _at_size
+
+    tf.random.set_seed(0)
+    images = _at_size(ds.images, size)[ds.split_index("train")].transpose(0, 2, 3, 1).astype(np.float32) / 255
+    labels = ds.labels[ds.split_index("train")].astype(np.float32)
+    layers = [keras.Input(shape=images.shape[1:])]
+    if aug != "none":
+        layers += [keras.layers.RandomRotation(20 / 360), keras.layers.RandomTranslation(0.1, 0.1),
+                   keras.layers.RandomZoom(0.1), keras.layers.RandomFlip("horizontal")]
+    layers += [keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+               keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
+               keras.layers.Flatten(), keras.layers.Dropout(0.5), keras.layers.Dense(1)]
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(len(images)).batch(32)
+    rate = 0.0
+    for _ in range(2):
+        t = time.perf_counter()
+        model.fit(data, epochs=1, verbose=0)
+        rate = len(images) / (time.perf_counter() - t)
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1024, help="training images")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "keras"])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="steadyval-train-bench-"))
+    synthetic = generate(SyntheticSpec(n_train=args.n, n_val=args.n // 4, seed=0), work / "data")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.n} train images")
+    print("img/s of the second epoch; baselines run with glibc's default allocator settings")
+    print(f"{'size':>4s} {'augment':>9s} {'ours':>6s} {'prec':>5s} {'ours fp32':>9s} {'torch':>6s} "
+          f"{'keras':>6s} {'vs torch':>8s} {'vs keras':>8s} {'fp32 vs keras':>13s} {'monitoring':>10s}")
+    nan = float("nan")
+    for size in args.sizes:
+        ds = load_dataset(synthetic.path, image_size=size, cache_dir=work / "cache")
+        for aug in ("none", "geometric"):
+            ours, monitor, prec = steadyval_rate(ds, size, aug, work, "auto")
+            fp32 = steadyval_rate(ds, size, aug, work, "fp32")[0] if prec != "fp32" else ours
+            glibc_defaults()
+            plain = plain_torch_rate(ds, size, aug) if "torch" not in args.skip else None
+            tfk = keras_rate(ds, size, aug) if "keras" not in args.skip else None
+            print(f"{size:4d} {aug:>9s} {ours:6.0f} {prec:>5s} {fp32:9.0f} {plain or nan:6.0f} {tfk or nan:6.0f} "
+                  f"{ours / plain if plain else nan:7.2f}x {ours / tfk if tfk else nan:7.2f}x "
+                  f"{fp32 / tfk if tfk else nan:12.2f}x {monitor:10.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
