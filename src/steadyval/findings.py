@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Severity(StrEnum):
@@ -94,3 +94,24 @@ class Finding:
 def sort_findings(findings: list[Finding]) -> list[Finding]:
     """Most severe first; stable within a severity."""
     return sorted(findings, key=lambda f: f.severity.rank)
+
+
+class FindingSource:
+    """What every check shares: a catalogued ``id``, its remedies, and a finding factory.
+
+    A subclass that forgets its id, or names one that is not in the catalogue, is refused
+    when the class is defined, not when it first runs; bases declare ``abstract=True``.
+    """
+
+    id: ClassVar[str]
+    remedies: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not abstract and getattr(cls, "id", None) not in FINDING_IDS:
+            raise TypeError(f"{cls.__name__} must set `id` to a finding id, got {getattr(cls, 'id', None)!r}")
+
+    def finding(self, severity: Severity, title: str, message: str, evidence: dict[str, Any],
+                samples: list[str] | None = None) -> Finding:
+        """A finding with this check's id and remedies."""
+        return Finding(self.id, severity, title, message, evidence, samples or [], list(self.remedies))

@@ -131,3 +131,33 @@ def test_augmentation_changes_images_and_replays_with_the_seed() -> None:
     b = augment_batch(aug, x.clone())
     assert torch.equal(a, b) and not torch.allclose(a, x)
     assert build_augmentation("none") is None
+
+
+@pytest.mark.parametrize("sets", [
+    ["schedule=warmup_cosine", "warmup_epochs=1"],
+    ["schedule=onecycle"],
+    ["schedule=plateau", "patience=2"],
+    ["ema=0.9"],
+    ["sampler=balanced"],
+    ["grad_clip=0.5", "optimizer=sgd", "lr=0.05"],
+    ["optimizer=adamw", "weight_decay=0.01", "batchnorm=true", "init=kaiming"],
+    ["precision=fp32"],
+    ["model=small_cnn", "width=0.5", "augment=intensity"],
+])
+def test_every_option_trains(small, tmp_path: Path, sets: list[str]) -> None:
+    run = train(small, _cfg(**dict(s.split("=") for s in sets)), tmp_path / "r")
+    assert run.status == "completed" and len(run.metrics) == 3
+    assert np.isfinite(run.metrics["val_loss"]).all()
+    if "schedule=warmup_cosine" in sets or "schedule=onecycle" in sets:
+        assert run.metrics["lr"].nunique() == 3  # the schedule moved the learning rate
+    if "ema=0.9" in sets:
+        plain = train(small, _cfg(), tmp_path / "plain")
+        assert not np.allclose(plain.val_probs, run.val_probs)
+
+
+def test_early_stopping_restores_and_says_why(small, tmp_path: Path) -> None:
+    run = train(small, _cfg(epochs=30, early_stopping="true", patience=1, lr=0.05), tmp_path / "r")
+    assert run.status in ("early_stopped", "completed")
+    if run.status == "early_stopped":
+        assert "did not improve in the last 1 epochs" in run.info["stop_reason"]
+        assert run.info["best_epoch"] < len(run.metrics) - 1

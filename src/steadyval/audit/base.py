@@ -6,13 +6,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from steadyval._progress import progress_bar
 from steadyval.data import Dataset
-from steadyval.findings import FINDING_IDS, Finding, Severity, sort_findings
+from steadyval.findings import Finding, FindingSource, Severity, sort_findings
 
 # Metadata columns with more levels than this are identifiers, not sites or devices.
 MAX_LEVELS = 30
@@ -61,22 +61,14 @@ class AuditContext:
         return len(set(self.groups[idx])) if len(idx) else 0
 
 
-class Check:
+class Check(FindingSource, abstract=True):
     """One diagnostic: declares its finding id and what it needs, returns findings.
 
     Subclasses set ``id`` (a finding id from the catalogue), ``needs`` (a subset of
     ``{"val", "metadata", "groups"}``) and implement :meth:`run`.
     """
 
-    id: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset()
-    remedies: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        check_id = getattr(cls, "id", None)
-        if check_id not in FINDING_IDS:
-            raise TypeError(f"{cls.__name__} must set `id` to a finding id, got {check_id!r}")
 
     def missing(self, ctx: AuditContext) -> str | None:
         """Why this check cannot run on ``ctx``, or None when it can."""
@@ -92,12 +84,6 @@ class Check:
     def run(self, ctx: AuditContext) -> list[Finding]:
         """Return this check's findings (empty when nothing is wrong)."""
         raise NotImplementedError
-
-    def finding(self, severity: Severity, title: str, message: str, evidence: dict[str, Any],
-                samples: list[str] | None = None) -> Finding:
-        """A finding with this check's id and remedies."""
-        return Finding(self.id, severity, title, message, evidence, samples or [],
-                       list(self.remedies))
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 
 from steadyval.curves import measures as m
 from steadyval.curves.history import History
-from steadyval.findings import FINDING_IDS, Finding, Severity, sort_findings
+from steadyval.findings import Finding, FindingSource, Severity, sort_findings
 
 
 class CurveContext:
@@ -126,17 +126,10 @@ class CurveContext:
         return m.loss_attribution(h.val_probs, h.val_index, cols)  # type: ignore[arg-type]
 
 
-class CurveCheck:
-    """One curve diagnostic: declares its id and what it needs; returns findings."""
+class CurveCheck(FindingSource, abstract=True):
+    """One curve diagnostic: declares its id and the columns it needs; returns findings."""
 
-    id: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
-    remedies: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if getattr(cls, "id", None) not in FINDING_IDS:
-            raise TypeError(f"{cls.__name__} must set `id` to a finding id")
 
     def missing(self, ctx: CurveContext) -> str | None:
         """Why this check cannot run, or None."""
@@ -151,11 +144,6 @@ class CurveCheck:
     def run(self, ctx: CurveContext) -> list[Finding]:
         """Findings of this check on one run."""
         raise NotImplementedError
-
-    def finding(self, severity: Severity, title: str, message: str, evidence: dict[str, Any],
-                samples: list[str] | None = None) -> Finding:
-        """A finding with this check's id and remedies."""
-        return Finding(self.id, severity, title, message, evidence, samples or [], list(self.remedies))
 
 
 @dataclass

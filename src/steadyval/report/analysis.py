@@ -16,10 +16,24 @@ from steadyval.report import plots
 from steadyval.report.html import _env, _finding_view
 
 
+def seed_summary(results: list[CurveResult]) -> dict[str, Any] | None:
+    """Mean and spread over runs of one config (seeds) of each headline measure."""
+    if not same_config([r.history for r in results]):
+        return None
+    out: dict[str, Any] = {"runs": len(results)}
+    keys = {k for r in results for k, v in r.summary.items() if isinstance(v, float)}
+    for key in sorted(keys):
+        values = np.array([r.summary.get(key, np.nan) for r in results], dtype=float)
+        out[key] = {"mean": float(np.nanmean(values)), "sd": float(np.nanstd(values, ddof=1)),
+                    "min": float(np.nanmin(values)), "max": float(np.nanmax(values))}
+    return out
+
+
 def analysis_document(results: list[CurveResult]) -> dict[str, Any]:
     """Machine-readable analysis: per run, its measures, findings and loss attribution."""
     return {
         "steadyval_version": __version__,
+        "seeds": seed_summary(results),
         "runs": [{"source": r.history.source, "summary": r.summary,
                   "findings": [f.to_dict() for f in r.findings], "skipped_checks": r.skipped,
                   "loss_attribution": r.attribution} for r in results],
