@@ -161,3 +161,19 @@ def test_early_stopping_restores_and_says_why(small, tmp_path: Path) -> None:
     if run.status == "early_stopped":
         assert "did not improve in the last 1 epochs" in run.info["stop_reason"]
         assert run.info["best_epoch"] < len(run.metrics) - 1
+
+
+def test_seeds_of_one_config_are_summarised_together(small, tmp_path: Path) -> None:
+    from steadyval.curves import analyze, same_config
+    from steadyval.report.analysis import analysis_document, write_analysis_report
+
+    for seed in (0, 1):
+        train(small, _cfg(seed=seed, epochs=5), tmp_path / f"s{seed}")
+    train(small, _cfg(lr=0.01, epochs=5), tmp_path / "other")
+    results = analyze([tmp_path / "s0", tmp_path / "s1"])
+    assert same_config([r.history for r in results])
+    doc = analysis_document(results)
+    assert doc["seeds"]["runs"] == 2 and doc["seeds"]["val_loss_volatility"]["sd"] >= 0
+    assert "mean ± spread across runs" in write_analysis_report(results, tmp_path / "rep").read_text()
+    mixed = analyze([tmp_path / "s0", tmp_path / "other"])
+    assert analysis_document(mixed)["seeds"] is None  # different configs are not seeds

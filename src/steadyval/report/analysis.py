@@ -24,7 +24,9 @@ def seed_summary(results: list[CurveResult]) -> dict[str, Any] | None:
     keys = {k for r in results for k, v in r.summary.items() if isinstance(v, float)}
     for key in sorted(keys):
         values = np.array([r.summary.get(key, np.nan) for r in results], dtype=float)
-        out[key] = {"mean": float(np.nanmean(values)), "sd": float(np.nanstd(values, ddof=1)),
+        if np.isnan(values).all():
+            continue  # undefined for every run (e.g. volatility of a 3-epoch run)
+        out[key] = {"mean": float(np.nanmean(values)), "sd": float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0,
                     "min": float(np.nanmin(values)), "max": float(np.nanmax(values))}
     return out
 
