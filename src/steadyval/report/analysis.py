@@ -26,7 +26,8 @@ def seed_summary(results: list[CurveResult]) -> dict[str, Any] | None:
         values = np.array([r.summary.get(key, np.nan) for r in results], dtype=float)
         if np.isnan(values).all():
             continue  # undefined for every run (e.g. volatility of a 3-epoch run)
-        out[key] = {"mean": float(np.nanmean(values)), "sd": float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0,
+        spread = float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0
+        out[key] = {"mean": float(np.nanmean(values)), "sd": spread,
                     "min": float(np.nanmin(values)), "max": float(np.nanmax(values))}
     return out
 
