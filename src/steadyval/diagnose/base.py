@@ -1,0 +1,98 @@
+"""Probes: cheap experiments on the model and optimiser, each a finding source."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from steadyval._progress import progress_bar
+from steadyval.config import TrainConfig
+from steadyval.data import Dataset
+from steadyval.findings import Finding, FindingSource, Severity, sort_findings
+from steadyval.train.models import build_model
+from steadyval.train.trainer import Tensors, _optimizer, prepare_tensors, resolve_device
+
+
+class ProbeContext:
+    """The dataset and config under test, with the training tensors prepared once."""
+
+    def __init__(self, dataset: Dataset, config: TrainConfig) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.device = resolve_device(config.device)
+
+    @cached_property
+    def tensors(self) -> Tensors:
+        """Train/val uint8 tensors on the device and the normalisation."""
+        return prepare_tensors(self.dataset, self.config, self.device)
+
+    def model(self, seed: int | None = None, config: TrainConfig | None = None) -> nn.Module:
+        """A freshly initialised model of the config (or an override), on the device."""
+        cfg = (config or self.config).model_copy(update={"seed": self.config.seed if seed is None else seed})
+        return build_model(cfg, self.tensors.x_train.shape[1]).to(self.device, memory_format=torch.channels_last)
+
+    def optimizer(self, model: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+        """The config's optimiser for ``model`` (optionally at another learning rate)."""
+        cfg = self.config if lr is None else self.config.model_copy(update={"lr": lr})
+        return _optimizer(model, cfg)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images and labels of training rows ``idx``."""
+        t = self.tensors
+        idx = idx.to(t.x_train.device)
+        return t.normalised(t.x_train[idx]), t.y_train[idx]
+
+
+class Probe(FindingSource, abstract=True):
+    """One probe: declares its finding id; runs a small experiment; returns findings."""
+
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def missing(self, ctx: ProbeContext) -> str | None:
+        """Why this probe does not apply, or None."""
+        return None
+
+    def run(self, ctx: ProbeContext) -> list[Finding]:
+        """The probe's findings (with its measurements as evidence)."""
+        raise NotImplementedError
+
+
+@dataclass
+class ProbeResult:
+    """What the probes found, which did not apply, and how long each took."""
+
+    findings: list[Finding]
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_probes(dataset: Dataset, config: TrainConfig, probes: list[Probe], progress: bool = False) -> ProbeResult:
+    """Run ``probes``; one that raises becomes a ``check.failed`` info finding."""
+    ctx = ProbeContext(dataset, config)
+    findings: list[Finding] = []
+    skipped: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    with progress_bar(len(probes), "probing", progress) as advance:
+        for probe in probes:
+            name = type(probe).__name__
+            reason = probe.missing(ctx)
+            if reason:
+                skipped[name] = reason
+                advance()
+                continue
+            start = time.perf_counter()
+            try:
+                findings.extend(probe.run(ctx))
+            except Exception as exc:  # isolation, as for the checks
+                findings.append(Finding("check.failed", Severity.INFO, f"The {name} probe failed",
+                                        f"{type(exc).__name__}: {exc}",
+                                        {"probe": name, "traceback": traceback.format_exc(limit=3)}))
+            seconds[name] = time.perf_counter() - start
+            advance()
+    return ProbeResult(sort_findings(findings), skipped, seconds)
