@@ -1,4 +1,4 @@
-"""Diagnose: probes (LR range test, init check, capacity) -> findings."""
+"""Diagnose: probes (LR range test, init check, BatchNorm check, capacity) -> findings."""
 
 from __future__ import annotations
 

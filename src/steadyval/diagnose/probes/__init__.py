@@ -1,9 +1,10 @@
 """The probes, one per file; ``ALL_PROBES`` is the order they run in (cheapest first)."""
 
+from steadyval.diagnose.probes.batchnorm_check import BatchNormCheck
 from steadyval.diagnose.probes.capacity import Capacity
 from steadyval.diagnose.probes.init_check import InitCheck
 from steadyval.diagnose.probes.lr_range_test import LrRangeTest
 
-ALL_PROBES = (Capacity, InitCheck, LrRangeTest)
+ALL_PROBES = (Capacity, InitCheck, BatchNormCheck, LrRangeTest)
 
 __all__ = [p.__name__ for p in ALL_PROBES] + ["ALL_PROBES"]
