@@ -283,14 +283,6 @@ def _near_copy(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def site_shifted(**overrides: object) -> SyntheticSpec:
-    """A spec whose train set comes mostly from one scanner and val mostly from the other."""
-    spec = SyntheticSpec(sites=DISTINCT_SITES, site_mix={"train": [0.9, 0.1], "val": [0.1, 0.9]})
-    for k, v in overrides.items():
-        setattr(spec, k, v)
-    return spec
-
-
 def demo_spec(seed: int = 0) -> SyntheticSpec:
     """The demo's dataset: scanner-confounded split, class imbalance, leaks and a few bad files."""
     return SyntheticSpec(
@@ -299,10 +291,3 @@ def demo_spec(seed: int = 0) -> SyntheticSpec:
         images_per_patient=2, leak_patients=0.1, duplicates=12, label_noise=0.05,
         corrupt=3, blank=2, seed=seed,
     )
-
-
-def expected_n(spec: SyntheticSpec) -> int:
-    """Number of decodable images ``spec`` produces."""
-    return spec.n_train + spec.n_val + spec.n_test
-
-

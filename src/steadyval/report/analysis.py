@@ -13,7 +13,7 @@ from steadyval.curves import same_config
 from steadyval.curves.base import CurveResult
 from steadyval.curves.measures import per_image_losses
 from steadyval.report import plots
-from steadyval.report.html import _env, _finding_view
+from steadyval.report.html import finding_view, template_env
 
 
 def seed_summary(results: list[CurveResult]) -> dict[str, Any] | None:
@@ -55,7 +55,7 @@ def write_analysis_report(results: list[CurveResult], out_dir: Path | str) -> Pa
     for r in results:
         h = r.history
         view: dict[str, Any] = {"source": h.source, "summary": r.summary, "notes": h.notes,
-                                "findings": [_finding_view(f) for f in r.findings],
+                                "findings": [finding_view(f) for f in r.findings],
                                 "skipped": r.skipped, "plots": []}
         view["plots"].append(plots.curve_panel([_series(r)], r.summary.get("n_val")))
         if h.per_image:
@@ -70,7 +70,7 @@ def write_analysis_report(results: list[CurveResult], out_dir: Path | str) -> Pa
     seeds = None
     if same_config([r.history for r in results]):
         seeds = plots.curve_panel([_series(r) for r in results], results[0].summary.get("n_val"))
-    html = _env().get_template("analysis.html.j2").render(version=__version__, runs=runs, seeds=seeds)
+    html = template_env().get_template("analysis.html.j2").render(version=__version__, runs=runs, seeds=seeds)
     path = Path(out_dir) / "report.html"
     atomic_write_text(path, html)
     return path

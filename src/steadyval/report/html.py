@@ -18,7 +18,7 @@ from steadyval.report import plots
 MAX_THUMBS = 24
 
 
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("steadyval", "report/templates"),
         autoescape=True,  # every user-controlled string (paths, labels, sites) is escaped
@@ -59,11 +59,11 @@ def render_audit_report(result: AuditResult) -> str:
             items = [(thumb(x["path"]), x) for x in f.evidence["images"][:MAX_THUMBS]]
             gallery.append({"title": f.title, "kind": "outliers", "entries": items})
     counts = {s.value: sum(f.severity == s for f in result.findings) for s in Severity}
-    return _env().get_template("audit.html.j2").render(
+    return template_env().get_template("audit.html.j2").render(
         version=__version__,
         summary=ds.summary(),
         counts=counts,
-        findings=[_finding_view(f) for f in result.findings],
+        findings=[finding_view(f) for f in result.findings],
         skipped=result.skipped,
         unreadable=ds.unreadable[:50],
         bars=bars,
@@ -73,7 +73,7 @@ def render_audit_report(result: AuditResult) -> str:
     )
 
 
-def _finding_view(f: Any) -> dict[str, Any]:
+def finding_view(f: Any) -> dict[str, Any]:
     # Scalars go in a table; long lists (pairs, issues) are shown as thumbnails instead.
     scalars = {k: v for k, v in f.evidence.items()
                if isinstance(v, (int, float, str, bool)) or v is None}
