@@ -78,3 +78,17 @@ def test_analyze_command_writes_json_and_report(tmp_path: Path) -> None:
     assert (tmp_path / "rep" / "report.html").exists()
     bad = runner.invoke(app, ["analyze", str(log), "--columns", "nonsense"])
     assert bad.exit_code != 0
+
+
+def test_train_command_writes_a_run_and_refuses_bad_keys(make_synthetic, tmp_path: Path) -> None:
+    data = make_synthetic(n_train=120, n_val=40, image_size=32).path
+    (tmp_path / "cfg.toml").write_text('preset = "seed-ex2"\nepochs = 2\n')
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--config",
+                                 str(tmp_path / "cfg.toml"), "--set", "image_size=32", "-q",
+                                 "--json", str(tmp_path / "run.json")])
+    assert result.exit_code == 0, result.output
+    assert "completed" in result.output
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["epochs_run"] == 2 and summary["config"]["model"] == "cnn_dropout"
+    proc = _cli("train", str(data), "--out", str(tmp_path / "r2"), "--set", "lrr=0.1")
+    assert proc.returncode == 2 and "Did you mean 'lr'" in proc.stderr and "Traceback" not in proc.stderr
