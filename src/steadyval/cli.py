@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.table import Table
 
 from steadyval import __version__
 from steadyval.errors import SteadyvalError
+
+if TYPE_CHECKING:  # the audit stack is imported only by the commands that use it
+    from steadyval.audit.base import AuditResult
 
 app = typer.Typer(
     help="steadyval: find out why your validation curves jump around, and prove which fix works.",
@@ -234,10 +237,7 @@ def demo(
     _write_outputs(result, json_path or out_dir / "findings.json", out_dir)
 
 
-def _print_audit(result: object) -> None:
-    from steadyval.audit.base import AuditResult
-
-    assert isinstance(result, AuditResult)
+def _print_audit(result: AuditResult) -> None:
     s = result.dataset.summary()
     out.print(f"[bold]{s['source']}[/]: {s['n_images']} images ({s['n_train']} train, {s['n_val']} val"
               f"{', ' + str(s['n_test']) + ' test' if s['n_test'] else ''}), classes "
@@ -259,13 +259,13 @@ def _print_audit(result: object) -> None:
         out.print(f"[dim]not checked: {check_id} ({reason})[/]")
 
 
-def _write_outputs(result: object, json_path: Path | None, report: Path | None) -> None:
+def _write_outputs(result: AuditResult, json_path: Path | None, report: Path | None) -> None:
     from steadyval.report import write_audit_report, write_findings
 
     if json_path is not None:
-        out.print(f"findings: {write_findings(result, json_path)}")  # type: ignore[arg-type]
+        out.print(f"findings: {write_findings(result, json_path)}")
     if report is not None:
-        out.print(f"report:   {write_audit_report(result, report)}")  # type: ignore[arg-type]
+        out.print(f"report:   {write_audit_report(result, report)}")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from steadyval._progress import progress_bar
 from steadyval.data import Dataset
+from steadyval.data.split import group_ids
 from steadyval.findings import Finding, FindingSource, Severity, sort_findings
 
 # Metadata columns with more levels than this are identifiers, not sites or devices.
@@ -46,10 +47,7 @@ class AuditContext:
     @cached_property
     def groups(self) -> np.ndarray:
         """(N,) group ids; images without a group are their own group."""
-        g = self.dataset.records["group"].astype(str).to_numpy(dtype=object).copy()
-        blank = g == ""
-        g[blank] = [f"\0row{i}" for i in np.flatnonzero(blank)]
-        return g
+        return group_ids(self.dataset.records)
 
 
     def effective_n(self, idx: np.ndarray) -> int:

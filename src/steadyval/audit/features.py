@@ -80,3 +80,18 @@ def _compute(dataset: Dataset, seed: int) -> np.ndarray:
 def _zero_mean(w: torch.Tensor) -> torch.Tensor:
     # Zero-mean filters respond to structure, not to overall brightness.
     return w - w.mean(dim=(1, 2, 3), keepdim=True)
+
+
+def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
+                              n_splits: int) -> np.ndarray:
+    """(N, 2) class probabilities, each from a model that never saw that row's group.
+
+    The cheap model behind the label-noise check and the train-vs-val domain classifier:
+    a strongly regularised logistic regression on :func:`image_features`.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    model = LogisticRegression(C=0.05, max_iter=2000, solver="newton-cholesky")
+    return cross_val_predict(model, features, y, cv=cv, groups=groups, method="predict_proba")

@@ -12,6 +12,14 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 
+def group_ids(records: pd.DataFrame) -> np.ndarray:
+    """(N,) group ids; an image without a group ("") is its own group."""
+    groups = records["group"].astype(str).to_numpy(dtype=object).copy()
+    blank = groups == ""
+    groups[blank] = [f"\0row{i}" for i in np.flatnonzero(blank)]
+    return groups
+
+
 def strata_labels(records: pd.DataFrame, by: Sequence[str], min_count: int) -> np.ndarray:
     """One stratum per label x metadata combination; rare combinations fall back to the label.
 
@@ -38,9 +46,7 @@ def stratified_group_split(
     (rows with an empty group are their own group), so no patient straddles the split.
     """
     n_splits = max(2, round(1.0 / val_fraction))
-    groups = records["group"].astype(str).to_numpy(dtype=object)
-    blank = groups == ""
-    groups[blank] = [f"\0row{i}" for i in np.flatnonzero(blank)]
+    groups = group_ids(records)
     strata = strata_labels(records, by, n_splits)
     n_groups = len(set(groups))
     # Tiny datasets: never ask for more folds than the largest stratum or the groups allow.

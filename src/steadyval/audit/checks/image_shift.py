@@ -8,11 +8,10 @@ Its AUROC is compared with its own sampling error, so a small val set cannot fak
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
 from steadyval.audit.base import AuditContext, Check
+from steadyval.audit.features import out_of_fold_probabilities
 from steadyval.audit.stats import auc_se, ks_test
 from steadyval.data.properties import CONTENT_PROPERTIES
 from steadyval.findings import Finding, Severity
@@ -40,10 +39,7 @@ class ImageShift(Check):
         n_splits = int(min(5, len(va), len(set(groups[is_val == 1]))))
         auc, se = 0.5, float("inf")
         if n_splits >= 2:
-            cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=ctx.seed)
-            model = LogisticRegression(C=0.05, max_iter=2000, solver="newton-cholesky")
-            p = cross_val_predict(model, ctx.features[idx], is_val, cv=cv, groups=groups,
-                                  method="predict_proba")[:, 1]
+            p = out_of_fold_probabilities(ctx.features[idx], is_val, groups, ctx.seed, n_splits)[:, 1]
             auc = float(roc_auc_score(is_val, p))
             se = auc_se(auc, ctx.effective_n(va), ctx.effective_n(tr))
         z = (auc - 0.5) / se

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 from cleanlab.filter import find_label_issues
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
 from steadyval.audit.base import AuditContext, Check
+from steadyval.audit.features import out_of_fold_probabilities
 from steadyval.findings import Finding, Severity
 
 # The gate is measured against the given labels, which the noise itself degrades: with a
@@ -23,15 +22,6 @@ from steadyval.findings import Finding, Severity
 # is the main guard: a weak model's probabilities stay near 0.5 and rarely reach 0.9.
 MIN_AUROC = 0.75
 CONFIDENT = 0.9
-
-
-def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                              seed: int = 0) -> np.ndarray:
-    """(N, 2) class probabilities, each from a model that never saw that image's group."""
-    n_splits = int(min(5, np.bincount(y).min(), len(set(groups))))
-    cv = StratifiedGroupKFold(n_splits=max(2, n_splits), shuffle=True, random_state=seed)
-    model = LogisticRegression(C=0.05, max_iter=2000, solver="newton-cholesky")
-    return cross_val_predict(model, features, y, cv=cv, groups=groups, method="predict_proba")
 
 
 class LabelNoise(Check):
@@ -45,7 +35,8 @@ class LabelNoise(Check):
         y = ds.labels
         if np.bincount(y, minlength=2).min() < 10:
             return []
-        probs = out_of_fold_probabilities(ctx.features, y, ctx.groups, ctx.seed)
+        n_splits = max(2, int(min(5, np.bincount(y).min(), len(set(ctx.groups)))))
+        probs = out_of_fold_probabilities(ctx.features, y, ctx.groups, ctx.seed, n_splits)
         auroc = float(roc_auc_score(y, probs[:, 1]))
         ranked = find_label_issues(y, probs, filter_by="prune_by_noise_rate",
                                    return_indices_ranked_by="self_confidence")
