@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -115,3 +118,45 @@ class FindingSource:
                 samples: list[str] | None = None) -> Finding:
         """A finding with this check's id and remedies."""
         return Finding(self.id, severity, title, message, evidence, samples or [], list(self.remedies))
+
+    def missing(self, ctx: Any) -> str | None:
+        """Why this check cannot run on ``ctx``, or None when it can."""
+        return None
+
+    def run(self, ctx: Any) -> list[Finding]:
+        """This check's findings on ``ctx`` (empty when nothing is wrong)."""
+        raise NotImplementedError
+
+
+def run_isolated(sources: Sequence[FindingSource], ctx: Any, *, label: str = "checking",
+                 progress: bool = False, key: Callable[[FindingSource], str] = lambda s: s.id,
+                 ) -> tuple[list[Finding], dict[str, str], dict[str, float]]:
+    """Run each source on ``ctx``: findings (most severe first), skipped sources, seconds each.
+
+    A source whose inputs are missing is skipped with its reason; one that raises becomes a
+    ``check.failed`` info finding and the others go on.
+    """
+    from steadyval._progress import progress_bar
+
+    findings: list[Finding] = []
+    skipped: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    with progress_bar(len(sources), label, progress) as advance:
+        for source in sources:
+            name = key(source)
+            reason = source.missing(ctx)
+            if reason:
+                skipped[name] = reason
+                advance()
+                continue
+            start = time.perf_counter()
+            try:
+                findings.extend(source.run(ctx))
+            except Exception as exc:  # isolation: one broken check must not hide the others
+                findings.append(Finding(
+                    "check.failed", Severity.INFO, f"The {name} check failed",
+                    f"{type(exc).__name__}: {exc}. The other checks ran; please report this.",
+                    {"check": name, "traceback": traceback.format_exc(limit=3)}))
+            seconds[name] = time.perf_counter() - start
+            advance()
+    return sort_findings(findings), skipped, seconds

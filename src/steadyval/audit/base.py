@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import time
-import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 
-from steadyval._progress import progress_bar
 from steadyval.data import Dataset
 from steadyval.data.split import group_ids
-from steadyval.findings import Finding, FindingSource, Severity, sort_findings
+from steadyval.findings import Finding, FindingSource, Severity, run_isolated
 
 # Metadata columns with more levels than this are identifiers, not sites or devices.
 MAX_LEVELS = 30
@@ -79,9 +76,6 @@ class Check(FindingSource, abstract=True):
             return "no group / patient column (name one with --group)"
         return None
 
-    def run(self, ctx: AuditContext) -> list[Finding]:
-        """Return this check's findings (empty when nothing is wrong)."""
-        raise NotImplementedError
 
 
 @dataclass
@@ -105,25 +99,6 @@ class AuditResult:
 def run_checks(dataset: Dataset, checks: list[Check], seed: int = 0,
                progress: bool = False) -> AuditResult:
     """Run ``checks``; a check that raises becomes a ``check.failed`` info finding."""
-    ctx = AuditContext(dataset, seed)
-    findings: list[Finding] = []
-    skipped: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    with progress_bar(len(checks), "auditing", progress) as advance:
-        for check in checks:
-            reason = check.missing(ctx)
-            if reason:
-                skipped[check.id] = reason
-                advance()
-                continue
-            start = time.perf_counter()
-            try:
-                findings.extend(check.run(ctx))
-            except Exception as exc:  # isolation: one broken check must not hide the others
-                findings.append(Finding(
-                    "check.failed", Severity.INFO, f"The {check.id} check failed",
-                    f"{type(exc).__name__}: {exc}. The other checks ran; please report this.",
-                    {"check": check.id, "traceback": traceback.format_exc(limit=3)}))
-            seconds[check.id] = time.perf_counter() - start
-            advance()
-    return AuditResult(dataset, sort_findings(findings), skipped, seconds)
+    findings, skipped, seconds = run_isolated(checks, AuditContext(dataset, seed), label="auditing",
+                                              progress=progress)
+    return AuditResult(dataset, findings, skipped, seconds)

@@ -10,7 +10,7 @@ import numpy as np
 
 from steadyval.curves import measures as m
 from steadyval.curves.history import History
-from steadyval.findings import Finding, FindingSource, Severity, sort_findings
+from steadyval.findings import Finding, FindingSource, run_isolated
 
 
 class CurveContext:
@@ -141,9 +141,6 @@ class CurveCheck(FindingSource, abstract=True):
                 return f"the log has no '{col}' column"
         return None
 
-    def run(self, ctx: CurveContext) -> list[Finding]:
-        """Findings of this check on one run."""
-        raise NotImplementedError
 
 
 @dataclass
@@ -160,16 +157,5 @@ class CurveResult:
 def run_curve_checks(history: History, checks: list[CurveCheck]) -> CurveResult:
     """Run checks on one History; a check that raises becomes a ``check.failed`` info finding."""
     ctx = CurveContext(history)
-    findings: list[Finding] = []
-    skipped: dict[str, str] = {}
-    for check in checks:
-        reason = check.missing(ctx)
-        if reason:
-            skipped[check.id] = reason
-            continue
-        try:
-            findings.extend(check.run(ctx))
-        except Exception as exc:  # isolation, as in the audit
-            findings.append(Finding("check.failed", Severity.INFO, f"The {check.id} check failed",
-                                    f"{type(exc).__name__}: {exc}", {"check": check.id}))
-    return CurveResult(history, sort_findings(findings), ctx.summary, ctx.attribution, skipped)
+    findings, skipped, _ = run_isolated(checks, ctx)
+    return CurveResult(history, findings, ctx.summary, ctx.attribution, skipped)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
@@ -11,10 +9,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from steadyval._progress import progress_bar
 from steadyval.config import TrainConfig
 from steadyval.data import Dataset
-from steadyval.findings import Finding, FindingSource, Severity, sort_findings
+from steadyval.findings import Finding, FindingSource, run_isolated
 from steadyval.train.models import build_model
 from steadyval.train.trainer import Tensors, _optimizer, prepare_tensors, resolve_device
 
@@ -54,13 +51,7 @@ class Probe(FindingSource, abstract=True):
 
     needs: ClassVar[tuple[str, ...]] = ()
 
-    def missing(self, ctx: ProbeContext) -> str | None:
-        """Why this probe does not apply, or None."""
-        return None
 
-    def run(self, ctx: ProbeContext) -> list[Finding]:
-        """The probe's findings (with its measurements as evidence)."""
-        raise NotImplementedError
 
 
 @dataclass
@@ -74,25 +65,6 @@ class ProbeResult:
 
 def run_probes(dataset: Dataset, config: TrainConfig, probes: list[Probe], progress: bool = False) -> ProbeResult:
     """Run ``probes``; one that raises becomes a ``check.failed`` info finding."""
-    ctx = ProbeContext(dataset, config)
-    findings: list[Finding] = []
-    skipped: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    with progress_bar(len(probes), "probing", progress) as advance:
-        for probe in probes:
-            name = type(probe).__name__
-            reason = probe.missing(ctx)
-            if reason:
-                skipped[name] = reason
-                advance()
-                continue
-            start = time.perf_counter()
-            try:
-                findings.extend(probe.run(ctx))
-            except Exception as exc:  # isolation, as for the checks
-                findings.append(Finding("check.failed", Severity.INFO, f"The {name} probe failed",
-                                        f"{type(exc).__name__}: {exc}",
-                                        {"probe": name, "traceback": traceback.format_exc(limit=3)}))
-            seconds[name] = time.perf_counter() - start
-            advance()
-    return ProbeResult(sort_findings(findings), skipped, seconds)
+    findings, skipped, seconds = run_isolated(probes, ProbeContext(dataset, config), label="probing",
+                                              progress=progress, key=lambda p: type(p).__name__)
+    return ProbeResult(findings, skipped, seconds)
