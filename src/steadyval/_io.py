@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,8 +37,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON (indented, UTF-8) atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+    """Write strict JSON (indented, UTF-8) atomically; NaN and infinities become null."""
+    text = json.dumps(_strict(obj), indent=2, ensure_ascii=False, default=_jsonable, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def _strict(obj: Any) -> Any:
+    # JSON has no NaN: other parsers (JavaScript, jq) reject Python's NaN token.
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return _strict(obj.tolist())
+    return obj
 
 
 def _jsonable(obj: Any) -> Any:

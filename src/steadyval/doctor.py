@@ -1,0 +1,280 @@
+"""The doctor: audit -> baseline over seeds -> curve analysis -> probes -> ranked diagnosis ->
+remedy trials -> verdicts. The library form of ``steadyval doctor``; the CLI only prints.
+
+Split remedies and comparability: a re-split (``split.rebalance``) keeps the val set at the
+baseline's size, so the noise floor, and with it the scale of val-loss volatility and churn,
+stays the same; each arm is measured on its own val set, because the volatility of *that*
+set is what the user will watch after the fix. AUROC is also measured on each arm's own val
+set; the report says so next to the split remedies, since a re-split val set can be easier
+or harder than the old one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from steadyval.audit import AuditResult, audit_dataset
+from steadyval.config import TrainConfig
+from steadyval.curves import analyze_history
+from steadyval.curves.base import CurveResult
+from steadyval.curves.readers import read_log
+from steadyval.data import Dataset, load_dataset
+from steadyval.diagnose import ProbeResult, probe
+from steadyval.diagnose.ranking import Cause, merge_seeds, rank_causes
+from steadyval.errors import ConfigError
+from steadyval.experiments.remedies import NOT_TRIALLED, REMEDIES, Hints, apply_remedies, trialable
+from steadyval.experiments.runner import run_grid
+from steadyval.experiments.trials import TrialOutcome, TrialSpec, fingerprint
+from steadyval.experiments.verdicts import TrialSummary, compare, summarise
+from steadyval.findings import Finding, Severity, sort_findings
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much the doctor may try."""
+
+    max_remedies: int
+    per_cause: int  # remedies taken from one cause before moving to the next
+    combination: bool
+
+
+BUDGETS: dict[str, Budget] = {
+    "fast": Budget(max_remedies=4, per_cause=1, combination=True),
+    "thorough": Budget(max_remedies=8, per_cause=3, combination=True),
+}
+
+
+@dataclass
+class DoctorResult:
+    """Everything the doctor found and tried; the report renders it."""
+
+    dataset: Dataset
+    config: TrainConfig
+    audit: AuditResult
+    baseline_curves: list[CurveResult]
+    curve_findings: list[Finding]
+    probes: ProbeResult
+    causes: list[Cause]
+    baseline: TrialSummary
+    arms: list[TrialSummary]
+    not_trialled: dict[str, str]
+    headline: str
+    seconds: dict[str, float]
+    out: Path
+    budget: str
+    seeds: list[int]
+    folds: int = 0
+    reused_trials: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Audit, curve (merged over seeds) and probe findings, most severe first."""
+        return sort_findings([*self.audit.findings, *self.curve_findings, *self.probes.findings])
+
+    def to_dict(self) -> dict[str, Any]:
+        """findings.json: the DESIGN.md contract plus the diagnosis and the trials."""
+        from steadyval import __version__
+
+        return {
+            "steadyval_version": __version__,
+            "command": "doctor",
+            "headline": self.headline,
+            "dataset": self.dataset.summary(),
+            "config": self.config.model_dump(mode="json"),
+            "budget": self.budget, "seeds": self.seeds, "folds": self.folds or None,
+            "findings": [f.to_dict() for f in self.findings],
+            "diagnosis": [c.to_dict() for c in self.causes],
+            "trials": [self.baseline.to_dict(), *[a.to_dict() for a in self.arms]],
+            "not_trialled": self.not_trialled,
+            "skipped": {**self.audit.skipped, **self.probes.skipped},
+            "seconds": self.seconds, "reused_trials": self.reused_trials, "notes": self.notes,
+        }
+
+
+def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig | None = None, seeds: int = 3,
+           budget: Literal["fast", "thorough"] = "fast", folds: int = 0, workers: int | None = None,
+           positive: str | None = None, group: str | None = None, cache_dir: Path | None = None,
+           progress: bool = False, log: Any = None) -> DoctorResult:
+    """Diagnose why validation is unstable on DATA and trial the remedies; write nothing but ``out``.
+
+    ``log`` (optional) is called with one line per stage, for the terminal.
+    """
+    config = config or TrainConfig()
+    if budget not in BUDGETS:
+        raise ConfigError("--budget", "must be fast or thorough", f"'{budget}'", "Use --budget fast.")
+    if seeds < 2:
+        raise ConfigError("--seeds", "needs at least 2 seeds to put an interval on a change", str(seeds),
+                          "Use --seeds 3 (the default).")
+    if folds == 1 or folds < 0:
+        raise ConfigError("--folds", "must be 0 (the given split) or at least 2", str(folds), "Use --folds 5.")
+    say = log or (lambda line: None)
+    out = Path(out)
+    plan = BUDGETS[budget]
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = seconds.get(stage, 0.0) + now - clock
+        clock = now
+
+    if isinstance(data, Dataset):
+        ds = data
+    else:
+        if Path(data).exists():
+            from steadyval.data.cache import refuse_inside
+
+            data_root = Path(data)
+            refuse_inside(out, data_root if data_root.is_dir() else data_root.parent, "--out")
+        ds = load_dataset(data, image_size=config.image_size, positive=positive, group=group,
+                          seed=config.seed, cache_dir=cache_dir, progress=progress)
+    lap("ingest")
+    audit = audit_dataset(ds, seed=config.seed, progress=progress)
+    lap("audit")
+    say(f"audit: {len(audit.findings)} finding(s)")
+
+    fp = fingerprint(ds)
+    root = out / "trials"
+    seed_list = [config.seed + i for i in range(seeds)]
+    fold_list: list[int | None] = list(range(folds)) if folds else [None]
+    reused = 0
+
+    def specs(arm: str, remedies: tuple[str, ...], cfg: TrainConfig, change: Any = None) -> list[TrialSpec]:
+        from steadyval.experiments.remedies import SplitChange
+
+        return [TrialSpec(arm, remedies, cfg.model_copy(update={"seed": s}), change or SplitChange(), f, folds)
+                for s in seed_list for f in fold_list]
+
+    def grid(all_specs: list[TrialSpec], label: str) -> list[TrialOutcome]:
+        nonlocal reused
+        outcomes = run_grid(all_specs, ds, root, fp, workers=workers, progress=progress, label=label)
+        reused += sum(o.reused for o in outcomes)
+        return outcomes
+
+    base_outcomes = grid(specs("baseline", (), config), "baseline")
+    baseline = summarise("baseline", base_outcomes)
+    lap("baseline")
+    curves = [analyze_history(read_log(Path(o.run_dir))) for o in base_outcomes]
+    curve_findings = merge_seeds([c.findings for c in curves])
+    lap("analyze")
+    say(f"baseline: {len(base_outcomes)} run(s); curves: {len(curve_findings)} finding(s)")
+    probes = probe(ds, config, progress=progress)
+    lap("probes")
+    causes = rank_causes(audit.findings, curve_findings, probes.findings)
+    hints = _hints(ds, audit, probes)
+    chosen, not_trialled = choose_remedies(causes, config, hints, plan)
+    lap("diagnosis")
+    say("trialling: " + (", ".join(chosen) if chosen else "nothing"))
+
+    arm_specs = {rid: specs(rid, (rid,), *apply_remedies([rid], config, hints)) for rid in chosen}
+    outcomes = grid([s for v in arm_specs.values() for s in v], "remedy trials") if arm_specs else []
+    arms = [compare(baseline, summarise(rid, [o for o in outcomes if o.arm == rid])) for rid in chosen]
+    helping = [a for a in arms if a.verdict == "helps"]
+    if plan.combination and len(helping) >= 2:
+        combo = tuple(a.arm for a in helping)
+        name = " + ".join(combo)
+        combo_outcomes = grid(specs(name, combo, *apply_remedies(combo, config, hints)), "combination")
+        arms.append(compare(baseline, summarise(name, combo_outcomes)))
+    lap("trials")
+    result = DoctorResult(ds, config, audit, curves, curve_findings, probes, causes, baseline, arms,
+                          not_trialled, "", seconds, out, budget, seed_list, folds, reused)
+    result.headline = headline(result)
+    return result
+
+
+def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan: Budget,
+                    ) -> tuple[list[str], dict[str, str]]:
+    """Remedies to trial, taken from the top causes in turn, and why the others were not."""
+    relevant = [c for c in causes if c.finding.severity.at_least(Severity.MEDIUM)]
+    chosen: list[str] = []
+    not_trialled: dict[str, str] = {}
+    for _ in range(plan.per_cause):
+        for cause in relevant:
+            candidates = [r for r in cause.finding.remedies if r not in chosen]
+            usable = [r for r in candidates if trialable(r, config, hints)]
+            for r in candidates:
+                if r in NOT_TRIALLED:
+                    not_trialled[r] = NOT_TRIALLED[r]
+                elif r not in REMEDIES or not trialable(r, config, hints):
+                    not_trialled.setdefault(r, "does not apply to this config or data")
+            if usable and len(chosen) < plan.max_remedies:
+                chosen.append(usable[0])
+    for c in relevant:
+        for r in c.finding.remedies:
+            if r not in chosen and r not in not_trialled:
+                not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
+    return chosen, not_trialled
+
+
+def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult) -> Hints:
+    from steadyval.audit.base import MAX_LEVELS
+
+    metadata = [c for c in ds.metadata if 2 <= ds.records[c].nunique() <= MAX_LEVELS]
+    lr = None
+    for f in probes.findings:
+        if f.id == "optim.lr_too_high" and "suggested_range" in f.evidence:
+            lr = float(f.evidence["suggested_range"][1])
+    dup_val = [p["b"] for f in audit.by_id("split.duplicate_leakage")
+               if f.evidence.get("splits") == ["train", "val"] for p in f.evidence.get("pairs", [])]
+    issues = []
+    for f in audit.by_id("data.label_noise"):
+        if f.severity.at_least(Severity.LOW) and f.severity != Severity.INFO:
+            conf = f.evidence.get("confidence", 0.9)
+            issues = [x["path"] for x in f.evidence.get("issues", [])
+                      if x["split"] == "train" and x["p_given"] <= 1 - conf]
+    return Hints(metadata, lr, sorted(set(dup_val)), issues, len(ds.split_index("train")))
+
+
+def headline(r: DoctorResult) -> str:
+    """The answer first: what makes validation unstable, and which remedy is proven to help."""
+    volatile = next((f for f in r.curve_findings if f.id == "curves.volatile"), None)
+    top = [c for c in r.causes if c.finding.severity.at_least(Severity.MEDIUM)]
+    if volatile is not None and volatile.severity.at_least(Severity.MEDIUM):
+        first = "Validation is unstable beyond noise"
+    elif any(f.id == "curves.noise_floor" for f in r.curve_findings):
+        first = "The validation curve's jumps are within what the val-set size explains"
+    else:
+        first = "Validation is stable"
+    if top:
+        cause = top[0]
+        first += f". Most likely cause: {cause.finding.title} ({cause.id})"
+        if len(top) > 1:
+            first += f"; next: {top[1].finding.title} ({top[1].id})"
+    first += "."
+    helping = sorted([a for a in r.arms if a.verdict == "helps"], key=_benefit)
+    if helping:
+        best = helping[0]
+        v = best.changes["val_loss_volatility"]
+        auc_b, auc_a = r.baseline.values["final_auroc"].mean, best.values["final_auroc"].mean
+        c = best.changes["churn"]
+        if math.isfinite(v.mean) and v.below_zero:
+            effect = f"cut val-loss volatility by {-v.mean:.0%} [{-v.ci95[1]:.0%}, {-v.ci95[0]:.0%}]"
+        elif math.isfinite(c.mean) and c.below_zero:
+            effect = (f"cut churn (val predictions flipping per epoch) by {-c.mean:.0%} "
+                      f"[{-c.ci95[1]:.0%}, {-c.ci95[0]:.0%}]")
+        else:
+            effect = best.reason
+        keeps = "without losing AUROC" if auc_a >= auc_b - 0.02 else "at some cost in AUROC"
+        second = (f" Remedy {best.arm} {effect} {keeps} (val AUROC {auc_b:.3f} -> {auc_a:.3f}, "
+                  f"{best.seeds} seeds).")
+    elif r.arms:
+        second = (f" None of the {len(r.arms)} trialled remedies beat the baseline beyond seed-to-seed "
+                  f"noise ({len(r.seeds)} seeds); see the trials.")
+    else:
+        second = " No remedy needed trialling." if not top else " No trialable remedy for these causes."
+    return first + second
+
+
+def _benefit(a: TrialSummary) -> float:
+    """Sort key, lower is better: the larger of the volatility and churn cuts that are significant."""
+    cuts = [a.changes[k].mean for k in ("val_loss_volatility", "churn")
+            if math.isfinite(a.changes[k].mean) and a.changes[k].below_zero]
+    return min(cuts) if cuts else 0.0
+
+

@@ -1,0 +1,90 @@
+"""Run a grid of trials in local worker processes, reusing every finished trial.
+
+Workers default to one per core with one torch thread each: on the 2-core build machine,
+two 1-thread trainings of the seed's Ex. 2 model finish 20 epochs on 1,600 images in 46 s
+together, against 28 s each one after the other with 2 threads (1.2x). Workers are spawned,
+not forked: a forked copy of a process that already ran torch's thread pools can deadlock.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from steadyval._progress import progress_bar
+from steadyval.data import Dataset
+from steadyval.experiments.trials import TrialOutcome, TrialSpec, load_outcome, run_trial
+
+_WORKER_DATASET: Dataset | None = None
+
+
+def _init_worker(dataset: Dataset, threads: int) -> None:
+    import torch
+
+    global _WORKER_DATASET
+    _WORKER_DATASET = dataset
+    torch.set_num_threads(threads)
+
+
+def _work(spec: TrialSpec, root: str, fp: str) -> TrialOutcome:
+    assert _WORKER_DATASET is not None
+    return run_trial(spec, _WORKER_DATASET, Path(root), fp)
+
+
+def default_workers() -> int:
+    """One worker per available core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, *, workers: int | None = None,
+             progress: bool = False, label: str = "trials",
+             on_done: Callable[[TrialOutcome], None] | None = None) -> list[TrialOutcome]:
+    """Every trial's outcome, in the order of ``specs``; finished trials are read, not re-run."""
+    root.mkdir(parents=True, exist_ok=True)
+    outcomes: dict[int, TrialOutcome] = {}
+    todo: list[int] = []
+    for i, spec in enumerate(specs):
+        cached = load_outcome(root / spec.key(fp))
+        if cached is not None:
+            outcomes[i] = cached
+        else:
+            todo.append(i)
+    workers = min(workers or default_workers(), max(1, len(todo)))
+    reused = len(outcomes)
+    with progress_bar(len(specs), label + (f" ({reused} reused)" if reused else ""), progress) as advance:
+        advance(reused)
+        if workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                outcomes[i] = run_trial(specs[i], dataset, root, fp)
+                if on_done:
+                    on_done(outcomes[i])
+                advance(1)
+        else:
+            import torch
+
+            threads = max(1, torch.get_num_threads() // workers)
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(dataset, threads)) as pool:
+                pending: dict[Future[TrialOutcome], int] = {
+                    pool.submit(_work, specs[i], str(root), fp): i for i in todo}
+                try:
+                    while pending:
+                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in done:
+                            i = pending.pop(fut)
+                            outcomes[i] = fut.result()
+                            if on_done:
+                                on_done(outcomes[i])
+                            advance(1)
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+    return [outcomes[i] for i in range(len(specs))]

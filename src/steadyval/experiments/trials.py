@@ -1,0 +1,187 @@
+"""Trials: one (config, split change, seed, fold) training run, its measures, and its cache.
+
+A trial is keyed by a hash of everything that defines it (config with seed, split change,
+fold, and a fingerprint of the data), so re-running the doctor after an interruption reuses
+every finished trial: its ``result.json`` is written atomically after training ends, and a
+trial without one is trained again from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from steadyval._io import atomic_write_json
+from steadyval.config import TrainConfig
+from steadyval.curves.measures import churn, val_loss_volatility
+from steadyval.data import Dataset
+from steadyval.data.split import group_ids, strata_labels, stratified_group_split
+from steadyval.experiments.remedies import SplitChange
+
+MEASURES = ("val_loss_volatility", "churn", "final_auroc", "best_auroc")
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What to train: a named arm (``baseline`` or remedy ids), one seed, optionally one fold."""
+
+    arm: str
+    remedies: tuple[str, ...]
+    config: TrainConfig
+    split: SplitChange = field(default_factory=SplitChange)
+    fold: int | None = None
+    folds: int = 0
+
+    @property
+    def seed(self) -> int:
+        """The training seed of this trial."""
+        return self.config.seed
+
+    def key(self, fingerprint: str) -> str:
+        """A stable id of everything that determines this trial's result."""
+        payload = json.dumps({"config": self.config.model_dump(mode="json"), "split": asdict(self.split),
+                              "fold": self.fold, "folds": self.folds, "data": fingerprint},
+                             sort_keys=True, default=list)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrialOutcome:
+    """The measures of one finished trial (what ``result.json`` holds)."""
+
+    key: str
+    arm: str
+    remedies: list[str]
+    seed: int
+    fold: int | None
+    measures: dict[str, float]
+    status: str
+    seconds: float
+    n_train: int
+    n_val: int
+    run_dir: str
+    reused: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (without the in-session ``reused`` flag)."""
+        d = asdict(self)
+        d.pop("reused")
+        return d
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """A hash of the dataset's records and images: trials of other data are never reused."""
+    h = hashlib.sha256()
+    cols = ["path", "label", "split", "group", *dataset.metadata]
+    h.update(dataset.records[cols].to_csv(index=False).encode())
+    h.update(np.ascontiguousarray(dataset.images).data)
+    return h.hexdigest()[:16]
+
+
+def apply_split(dataset: Dataset, change: SplitChange, fold: int | None = None, folds: int = 0,
+                seed: int = 0) -> Dataset:
+    """A copy of ``dataset`` (sharing its image array) with the trial's train/val split."""
+    from dataclasses import replace
+
+    records = dataset.records.copy()
+    pool = records["split"].isin(["train", "val"]).to_numpy()
+    if folds:
+        assert fold is not None
+        records.loc[pool, "split"] = np.where(kfold_val_mask(records[pool], folds, dataset.metadata, seed)[fold],
+                                              "val", "train")
+    elif change.rebalance:
+        n_val = int((records["split"] == "val").sum())
+        sub = records[pool].reset_index(drop=True)
+        val = stratified_group_split(sub, n_val / max(len(sub), 1), by=list(change.by), seed=seed)
+        records.loc[pool, "split"] = np.where(val, "val", "train")
+    if change.drop_train or change.drop_val:
+        drop = ((records["split"] == "train") & records["path"].isin(change.drop_train)) | (
+            (records["split"] == "val") & records["path"].isin(change.drop_val))
+        records.loc[drop, "split"] = "excluded"
+    return replace(dataset, records=records)
+
+
+def kfold_val_mask(records: pd.DataFrame, folds: int, by: list[str], seed: int = 0) -> list[np.ndarray]:
+    """One boolean val mask per fold: stratified by label x ``by``, grouped by patient."""
+    groups = group_ids(records.reset_index(drop=True))
+    strata = strata_labels(records.reset_index(drop=True), [c for c in by if c in records], folds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+            np.zeros(len(records)), strata, groups)
+        masks = []
+        for _, val_idx in splits:
+            mask = np.zeros(len(records), dtype=bool)
+            mask[val_idx] = True
+            masks.append(mask)
+    return masks
+
+
+def measure(metrics: pd.DataFrame, val_probs: np.ndarray, info: dict[str, Any],
+            config: TrainConfig) -> dict[str, float]:
+    """The DESIGN.md measures of one run, plus the AUROC of the model the run ends with."""
+    auc = pd.to_numeric(metrics["val_auc"], errors="coerce").to_numpy(dtype=float) if len(metrics) else np.array([])
+    finite = auc[np.isfinite(auc)]
+    final_row = len(metrics) - 1
+    if config.early_stopping and config.restore_best and info.get("best_epoch") is not None:
+        final_row = int(info["best_epoch"])  # the restored weights are the ones the user keeps
+    val_loss = metrics["val_loss"].to_numpy(dtype=float) if len(metrics) else np.array([])
+    out = {
+        "val_loss_volatility": val_loss_volatility(val_loss) if len(val_loss) else math.nan,
+        "churn": churn(val_probs[1:] >= 0.5) if len(val_probs) > 2 else math.nan,
+        "final_auroc": float(auc[final_row]) if len(auc) else math.nan,
+        "best_auroc": float(finite.max()) if len(finite) else math.nan,
+        "final_val_loss": float(metrics["val_loss"].iloc[final_row]) if len(metrics) else math.nan,
+        "epochs_run": float(len(metrics)),
+    }
+    return {k: (float(v) if v is not None else math.nan) for k, v in out.items()}
+
+
+def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: str) -> TrialOutcome:
+    """Train one trial into ``root/<key>/`` unless its result is already there."""
+    import time
+
+    from steadyval.train import train
+
+    key = spec.key(data_fingerprint)
+    trial_dir = root / key
+    cached = load_outcome(trial_dir)
+    if cached is not None:
+        return cached
+    if trial_dir.exists():  # an interrupted trial: start it again from scratch
+        shutil.rmtree(trial_dir)
+    trial_dir.mkdir(parents=True)
+    data = apply_split(dataset, spec.split, spec.fold, spec.folds)
+    start = time.perf_counter()
+    run = train(data, spec.config, trial_dir / "run")
+    outcome = TrialOutcome(
+        key=key, arm=spec.arm, remedies=list(spec.remedies), seed=spec.seed, fold=spec.fold,
+        measures=measure(run.metrics, run.val_probs, run.info, spec.config), status=run.status,
+        seconds=time.perf_counter() - start, n_train=int(run.info["n_train"]), n_val=int(run.info["n_val"]),
+        run_dir=str(trial_dir / "run"),
+    )
+    atomic_write_json(trial_dir / "result.json", outcome.to_dict())
+    return outcome
+
+
+def load_outcome(trial_dir: Path) -> TrialOutcome | None:
+    """A finished trial's outcome, or None when it has not finished."""
+    path = trial_dir / "result.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        data["measures"] = {k: math.nan if v is None else float(v) for k, v in data["measures"].items()}
+        return TrialOutcome(**data, reused=True)
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
+        return None  # written by another version: train it again

@@ -1,0 +1,159 @@
+"""Verdicts: is a remedy's change over the baseline, across the same seeds, beyond chance?
+
+For each seed (and fold) the remedy is paired with the baseline trained on the same seed.
+Volatility and churn are compared as ratios (remedy / baseline, averaged and bounded on the
+log scale, reported as a % change), AUROC as differences; each gets a mean and a 95 %
+t-interval over the pairs. Rules (DESIGN.md:
+"helps" only when the 95 % interval of the improvement excludes zero):
+
+- ``hurts``: the model became useless (final AUROC within 0.05 of chance while the baseline
+  was clearly above it), or final AUROC fell with an interval below zero and a mean loss of
+  more than ``AUROC_MARGIN``, or volatility rose with an interval above zero;
+- ``helps``: volatility or churn fell with an interval below zero, or final AUROC rose with an
+  interval above zero, and final AUROC did not fall by more than ``AUROC_MARGIN`` (mean);
+- ``no_effect`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from steadyval.experiments.trials import TrialOutcome
+
+AUROC_MARGIN = 0.02  # an AUROC loss smaller than this is not counted against a remedy
+USELESS_AUROC = 0.55  # within 0.05 of chance (0.5)
+
+
+@dataclass
+class Interval:
+    """Mean and 95 % interval of a quantity over seeds."""
+
+    mean: float
+    ci95: tuple[float, float]
+    n: int
+
+    @property
+    def below_zero(self) -> bool:
+        """The whole interval is below zero."""
+        return self.n >= 2 and self.ci95[1] < 0
+
+    @property
+    def above_zero(self) -> bool:
+        """The whole interval is above zero."""
+        return self.n >= 2 and self.ci95[0] > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"mean": _num(self.mean), "ci95": [_num(self.ci95[0]), _num(self.ci95[1])], "n": self.n}
+
+
+def interval(values: Sequence[float]) -> Interval:
+    """Mean and t-interval (95 %) of finite ``values``; a single value gets an infinite interval."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return Interval(math.nan, (math.nan, math.nan), 0)
+    mean = float(v.mean())
+    if len(v) == 1:
+        return Interval(mean, (-math.inf, math.inf), 1)
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return Interval(mean, (mean - half, mean + half), len(v))
+
+
+@dataclass
+class TrialSummary:
+    """One arm (baseline, a remedy, or a combination) over its seeds, compared with the baseline."""
+
+    arm: str
+    remedies: list[str]
+    outcomes: list[TrialOutcome]
+    values: dict[str, Interval]  # absolute measures of this arm
+    changes: dict[str, Interval] = field(default_factory=dict)  # vs baseline, paired by seed
+    verdict: str = "baseline"
+    reason: str = ""
+
+    @property
+    def seeds(self) -> int:
+        """Number of distinct seeds."""
+        return len({o.seed for o in self.outcomes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``trials`` entry of findings.json (DESIGN.md shape, with more detail)."""
+        return {
+            "remedy": self.arm, "remedies": self.remedies, "seeds": self.seeds,
+            "folds": len({o.fold for o in self.outcomes if o.fold is not None}) or None,
+            "val_loss_volatility": self.values["val_loss_volatility"].to_dict(),
+            "val_auroc": self.values["final_auroc"].to_dict(),
+            "best_val_auroc": self.values["best_auroc"].to_dict(),
+            "churn": self.values["churn"].to_dict(),
+            "change_vs_baseline": {k: v.to_dict() for k, v in self.changes.items()},
+            "verdict": self.verdict, "reason": self.reason,
+            "trials": [o.to_dict() for o in self.outcomes],
+        }
+
+
+MEASURE_KEYS = ("val_loss_volatility", "churn", "final_auroc", "best_auroc")
+
+
+def summarise(arm: str, outcomes: list[TrialOutcome]) -> TrialSummary:
+    """An arm's absolute measures over its trials."""
+    values = {k: interval([o.measures.get(k, math.nan) for o in outcomes]) for k in MEASURE_KEYS}
+    remedies = outcomes[0].remedies if outcomes else []
+    return TrialSummary(arm, list(remedies), outcomes, values)
+
+
+def compare(baseline: TrialSummary, arm: TrialSummary) -> TrialSummary:
+    """Fill ``arm``'s paired changes against ``baseline`` and its verdict."""
+    base = {(o.seed, o.fold): o.measures for o in baseline.outcomes}
+    pairs = [(base[(o.seed, o.fold)], o.measures) for o in arm.outcomes if (o.seed, o.fold) in base]
+
+    def rel(k: str) -> Interval:
+        # On the log scale, then back: a ratio's interval stays above -100 %.
+        logs = interval([math.log(max(r[k], 1e-12) / b[k]) for b, r in pairs
+                         if b.get(k, 0) > 0 and math.isfinite(r.get(k, math.nan)) and math.isfinite(b[k])])
+        back = [math.exp(x) - 1 if math.isfinite(x) else x for x in (logs.mean, *logs.ci95)]
+        return Interval(back[0], (back[1], back[2]), logs.n)
+
+    def diff(k: str) -> Interval:
+        return interval([r[k] - b[k] for b, r in pairs])
+
+    arm.changes = {"val_loss_volatility": rel("val_loss_volatility"), "churn": rel("churn"),
+                   "final_auroc": diff("final_auroc"), "best_auroc": diff("best_auroc")}
+    arm.verdict, arm.reason = _verdict(baseline, arm)
+    return arm
+
+
+def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
+    c = arm.changes
+    vol, ch, auc = c["val_loss_volatility"], c["churn"], c["final_auroc"]
+    arm_auc, base_auc = arm.values["final_auroc"].mean, baseline.values["final_auroc"].mean
+    if arm.values["final_auroc"].n == 0:
+        return "hurts", "no trial produced a usable model"
+    if arm_auc <= USELESS_AUROC < base_auc - AUROC_MARGIN:
+        return "hurts", (f"the model became useless: val AUROC {arm_auc:.2f} (chance is 0.5) against "
+                         f"{base_auc:.2f}; any calm in the curves is the calm of a model that learned nothing")
+    if auc.below_zero and auc.mean < -AUROC_MARGIN:
+        return "hurts", f"val AUROC fell by {-auc.mean:.3f} [{-auc.ci95[1]:.3f}, {-auc.ci95[0]:.3f}]"
+    if vol.above_zero:
+        return "hurts", f"val-loss volatility rose by {vol.mean:.0%} [{vol.ci95[0]:.0%}, {vol.ci95[1]:.0%}]"
+    gains = []
+    if vol.below_zero:
+        gains.append(f"val-loss volatility {-vol.mean:.0%} lower [{-vol.ci95[1]:.0%}, {-vol.ci95[0]:.0%}]")
+    if ch.below_zero:
+        gains.append(f"churn {-ch.mean:.0%} lower [{-ch.ci95[1]:.0%}, {-ch.ci95[0]:.0%}]")
+    if auc.above_zero:
+        gains.append(f"val AUROC +{auc.mean:.3f} [{auc.ci95[0]:+.3f}, {auc.ci95[1]:+.3f}]")
+    if gains and not (auc.n and auc.mean < -AUROC_MARGIN):
+        return "helps", "; ".join(gains)
+    if gains:
+        return "no_effect", "; ".join(gains) + f", but val AUROC fell by {-auc.mean:.3f} on average"
+    return "no_effect", "no change whose 95 % interval over seeds excludes zero"
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None

@@ -1,0 +1,42 @@
+from steadyval.diagnose.ranking import merge_seeds, rank_causes
+from steadyval.findings import Finding, Severity
+
+
+def f(fid, sev, **evidence):
+    return Finding(fid, Severity(sev), fid, "", evidence)
+
+
+def test_merge_takes_the_median_severity_over_seeds():
+    merged = {m.id: m for m in merge_seeds([
+        [f("model.overfitting", "high"), f("curves.noise_floor", "medium")],
+        [f("model.overfitting", "medium")],
+        [f("model.overfitting", "high")],
+    ])}
+    assert merged["model.overfitting"].severity == Severity.HIGH
+    assert merged["model.overfitting"].evidence["seeds_reporting"] == 3
+    # 1 of 3 seeds: kept, but no more than low.
+    assert merged["curves.noise_floor"].severity == Severity.LOW
+    assert "1 of 3" in merged["curves.noise_floor"].message
+
+
+def test_symptoms_are_not_causes_and_severity_ranks_first():
+    causes = rank_causes([f("data.class_imbalance", "medium")],
+                         [f("curves.volatile", "high"), f("model.overfitting", "high", seeds_reporting=3, seeds=3)],
+                         [f("optim.lr_too_high", "low")])
+    assert [c.id for c in causes] == ["model.overfitting", "data.class_imbalance", "optim.lr_too_high"]
+    assert "3/3 baseline seeds" in causes[0].reason
+
+
+def test_the_subgroup_that_drives_the_swings_lifts_its_cause():
+    attribution = {"by_column": {"site": {"scanner_b": {"n_images": 40, "ratio": 5.0},
+                                          "scanner_a": {"n_images": 60, "ratio": 0.2}}}}
+    volatile = f("curves.volatile", "high", loss_attribution=attribution)
+    causes = rank_causes([f("data.label_noise", "high"), f("split.site_shift", "high", column="site")],
+                         [volatile], [])
+    assert causes[0].id == "split.site_shift" and causes[0].drives_swings
+    assert "scanner_b" in causes[0].reason
+
+
+def test_equal_scores_put_leakage_before_model_causes():
+    causes = rank_causes([f("data.class_imbalance", "high"), f("split.group_leakage", "high")], [], [])
+    assert causes[0].id == "split.group_leakage"

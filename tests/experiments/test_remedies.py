@@ -1,0 +1,41 @@
+from steadyval.config import TrainConfig
+from steadyval.experiments.remedies import NOT_TRIALLED, REMEDIES, Hints, SplitChange, apply_remedies, trialable
+from steadyval.findings import REMEDY_IDS
+
+
+def test_every_catalogued_remedy_is_trialable_or_says_why_not():
+    assert set(REMEDIES) | set(NOT_TRIALLED) == set(REMEDY_IDS)
+
+
+def test_config_remedies_change_what_they_say():
+    base = TrainConfig(model="small_cnn", optimizer="adam", lr=0.01, batch_size=8)
+    hints = Hints(n_train=400)
+    expect = {
+        "loss.class_weights": {"class_weights": True}, "sampler.balanced": {"sampler": "balanced"},
+        "aug.geometric": {"augment": "geometric"}, "aug.intensity": {"augment": "intensity"},
+        "reg.dropout": {"dropout": 0.5}, "reg.weight_decay": {"optimizer": "adamw", "weight_decay": 5e-4},
+        "model.smaller": {"width": 0.5}, "model.batchnorm": {"batchnorm": True},
+        "optim.lower_lr": {"lr": 0.001}, "optim.schedule": {"schedule": "warmup_cosine"},
+        "optim.larger_batch": {"batch_size": 32}, "optim.grad_clip": {"grad_clip": 1.0},
+        "stop.early": {"early_stopping": True, "restore_best": True}, "avg.ema": {"ema": 0.99},
+    }
+    for rid, changes in expect.items():
+        cfg, split = apply_remedies([rid], base, hints)
+        assert split.is_identity, rid
+        for key, value in changes.items():
+            assert getattr(cfg, key) == value, (rid, key)
+
+
+def test_lower_lr_uses_the_range_test_when_it_is_lower():
+    cfg, _ = apply_remedies(["optim.lower_lr"], TrainConfig(optimizer="sgd", lr=0.5), Hints(lr_suggested=0.02))
+    assert cfg.lr == 0.02
+
+
+def test_split_remedies_and_combinations():
+    hints = Hints(metadata=["site"], duplicate_val_paths=["v1.png"], label_issue_paths=["t1.png"])
+    cfg, change = apply_remedies(["split.rebalance", "data.dedupe", "aug.intensity"], TrainConfig(), hints)
+    assert change == SplitChange(rebalance=True, by=("site",), drop_val=("v1.png",))
+    assert cfg.augment == "intensity"
+    assert not trialable("data.dedupe", TrainConfig(), Hints())  # nothing to de-duplicate
+    assert not trialable("reg.dropout", TrainConfig(model="cnn_dropout"), Hints())  # already has 0.5
+    assert not trialable("eval.kfold", TrainConfig(), Hints())

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+
+from steadyval.config import TrainConfig
+from steadyval.experiments import trials as trials_mod
+from steadyval.experiments.remedies import SplitChange
+from steadyval.experiments.trials import TrialSpec, apply_split, fingerprint, kfold_val_mask, run_trial
+
+FAST = TrainConfig(epochs=5, batch_size=32, image_size=32)
+
+
+def test_rebalance_keeps_val_size_groups_and_images(small):
+    out = apply_split(small, SplitChange(rebalance=True, by=("site",)))
+    n_val = int((small.records["split"] == "val").sum())
+    assert abs(int((out.records["split"] == "val").sum()) - n_val) <= 0.25 * n_val
+    assert out.images is small.images
+    assert (small.records["split"] != out.records["split"]).any()  # really re-split
+    rec = out.records
+    assert not set(rec.loc[rec.split == "train", "group"]) & set(rec.loc[rec.split == "val", "group"])
+    shares = rec.groupby("split")["site"].value_counts(normalize=True).unstack()
+    assert abs(shares.loc["train"] - shares.loc["val"]).max() < 0.15
+
+
+def test_kfold_masks_partition_the_pool(small):
+    masks = kfold_val_mask(small.records, 4, ["site"])
+    assert np.array_equal(np.sum(masks, axis=0), np.ones(len(small.records)))
+
+
+def test_drops_are_excluded_from_their_split(small):
+    val_path = small.records.loc[small.records.split == "val", "path"].iloc[0]
+    out = apply_split(small, SplitChange(drop_val=(val_path,)))
+    assert out.records.set_index("path").loc[val_path, "split"] == "excluded"
+
+
+def test_trial_key_depends_on_everything_that_changes_the_result():
+    a = TrialSpec("baseline", (), FAST)
+    assert a.key("d1") == TrialSpec("other name", (), FAST).key("d1")  # the name is not the trial
+    assert a.key("d1") != a.key("d2")
+    assert a.key("d1") != TrialSpec("baseline", (), FAST.model_copy(update={"seed": 1})).key("d1")
+    assert a.key("d1") != TrialSpec("baseline", (), FAST, SplitChange(rebalance=True)).key("d1")
+
+
+def test_a_finished_trial_is_read_back_not_retrained(small, tmp_path, monkeypatch):
+    fp = fingerprint(small)
+    spec = TrialSpec("baseline", (), FAST)
+    first = run_trial(spec, small, tmp_path, fp)
+    assert not first.reused and first.status == "completed"
+    assert set(first.measures) >= {"val_loss_volatility", "churn", "final_auroc", "best_auroc"}
+    assert json.loads((tmp_path / first.key / "result.json").read_text())["key"] == first.key
+
+    def boom(*args, **kwargs):
+        raise AssertionError("retrained a finished trial")
+
+    monkeypatch.setattr("steadyval.train.train", boom)
+    again = run_trial(spec, small, tmp_path, fp)
+    assert again.reused and again.measures == first.measures
+
+
+def test_an_unfinished_trial_is_trained_again(small, tmp_path):
+    fp = fingerprint(small)
+    spec = TrialSpec("baseline", (), FAST)
+    partial = tmp_path / spec.key(fp)
+    (partial / "run").mkdir(parents=True)
+    (partial / "run" / "metrics.csv").write_text("epoch,loss\n0,1\n")  # killed mid-run
+    out = trials_mod.run_trial(spec, small, tmp_path, fp)
+    assert not out.reused and out.measures["epochs_run"] == 5

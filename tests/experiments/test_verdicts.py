@@ -1,0 +1,46 @@
+import math
+
+import pytest
+
+from steadyval.experiments.trials import TrialOutcome
+from steadyval.experiments.verdicts import compare, interval, summarise
+
+
+def outcomes(arm, vols, aucs, churns=None):
+    churns = churns or [0.05] * len(vols)
+    return [TrialOutcome(f"{arm}{i}", arm, [] if arm == "baseline" else [arm], i, None,
+                         {"val_loss_volatility": v, "churn": c, "final_auroc": a, "best_auroc": a}, "completed",
+                         1.0, 100, 50, "") for i, (v, a, c) in enumerate(zip(vols, aucs, churns, strict=True))]
+
+
+BASE = summarise("baseline", outcomes("baseline", [0.30, 0.40, 0.35], [0.90, 0.91, 0.89]))
+
+
+def test_interval_is_a_t_interval():
+    iv = interval([1.0, 2.0, 3.0])
+    assert iv.mean == 2.0
+    assert iv.ci95 == pytest.approx((2 - 4.303 / math.sqrt(3), 2 + 4.303 / math.sqrt(3)), abs=1e-3)
+    assert interval([1.0]).ci95 == (-math.inf, math.inf)
+
+
+def test_a_consistent_volatility_cut_helps():
+    arm = compare(BASE, summarise("optim.lower_lr", outcomes("optim.lower_lr", [0.12, 0.15, 0.14], [0.91, 0.92, 0.90])))
+    assert arm.verdict == "helps", arm.reason
+    v = arm.changes["val_loss_volatility"]
+    assert -0.65 < v.mean < -0.55 and v.ci95[1] < 0 and v.ci95[0] > -1
+
+
+def test_calm_but_useless_hurts():
+    arm = compare(BASE, summarise("reg.dropout", outcomes("reg.dropout", [0.01, 0.01, 0.02], [0.50, 0.52, 0.49])))
+    assert arm.verdict == "hurts"
+    assert "useless" in arm.reason
+
+
+def test_noise_is_no_effect():
+    arm = compare(BASE, summarise("avg.ema", outcomes("avg.ema", [0.40, 0.30, 0.36], [0.89, 0.92, 0.90])))
+    assert arm.verdict == "no_effect"
+
+
+def test_auroc_loss_hurts_even_when_calmer():
+    arm = compare(BASE, summarise("model.smaller", outcomes("model.smaller", [0.10, 0.11, 0.10], [0.80, 0.81, 0.79])))
+    assert arm.verdict == "hurts"
