@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -216,25 +216,161 @@ def split(
         out.print(f"summary: {json_path}")
 
 
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", help="YAML or TOML file of TrainConfig keys (may name a preset: seed-ex1/2/3).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="key=value override, repeatable (e.g. --set lr=0.01 --set model=small_cnn).")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="Trials trained in parallel (default: one per core, one thread each).")]
+
+
 @app.command()
-def demo(
-    out_dir: Annotated[Path, typer.Option(
-        "--out", help="Folder for the generated data and the report.")] = Path("steadyval-demo"),
-    seed: SeedOpt = 0,
+def doctor(
+    data: DataArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html, findings.json and the trials.")],
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per arm (baseline and each remedy).")] = 3,
+    budget: Annotated[str, typer.Option(
+        "--budget", help="fast: up to 4 remedies, one per cause; thorough: up to 8.")] = "fast",
+    folds: Annotated[int, typer.Option(
+        "--folds", help="Train every arm on k stratified, grouped folds instead of the given split (0 = off).")] = 0,
+    workers: WorkersOpt = None,
+    positive: PositiveOpt = None,
+    group: GroupOpt = None,
+    cache_dir: CacheOpt = None,
     json_path: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate a dataset with planted faults (scanner-confounded split, imbalance, leaks, bad files) and audit it."""
-    from steadyval.audit import audit as run_audit
-    from steadyval.synthetic import demo_spec, generate
+    """Find out why validation is unstable and prove which remedy works.
+
+    audit -> baseline over seeds -> curve analysis -> probes -> ranked diagnosis -> remedy
+    trials (same seeds) -> verdicts with 95 % intervals. Finished trials are cached in
+    OUT/trials: an interrupted doctor resumes where it stopped. Your config is the baseline.
+    """
+    from steadyval.config import load_config
+    from steadyval.doctor import doctor as run_doctor
+    from steadyval.report.doctor import write_doctor_outputs
+
+    cfg = load_config(config, sets)
+    result = run_doctor(data, out_dir, config=cfg, seeds=seeds, budget=budget, folds=folds,  # type: ignore[arg-type]
+                        workers=workers, positive=positive, group=group, cache_dir=cache_dir,
+                        progress=not quiet, log=lambda line: err.print(f"[dim]{line}[/]"))
+    _print_doctor(result)
+    jpath, rpath = write_doctor_outputs(result, json_path)
+    out.print(f"findings: {jpath}")
+    out.print(f"report:   {rpath}")
+
+
+@app.command()
+def cv(
+    data: DataArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the fold runs and cv.json.")],
+    folds: Annotated[int, typer.Option("--folds", help="Number of folds (stratified, grouped by patient).")] = 5,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", help="Seeds per fold; 2 or more also splits the spread into folds vs seeds.")] = 2,
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    workers: WorkersOpt = None,
+    positive: PositiveOpt = None,
+    group: GroupOpt = None,
+    cache_dir: CacheOpt = None,
+    json_path: JsonOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """k-fold cross-validation: the honest estimate, with how much of its spread is folds vs seeds."""
+    from steadyval._io import atomic_write_json
+    from steadyval.config import load_config
+    from steadyval.data import load_dataset
+    from steadyval.data.cache import refuse_inside
+    from steadyval.experiments.cv import cross_validate
+
+    cfg = load_config(config, sets)
+    refuse_inside(out_dir, data if data.is_dir() else data.parent, "--out")
+    ds = load_dataset(data, image_size=cfg.image_size, positive=positive, group=group, seed=cfg.seed,
+                      cache_dir=cache_dir, progress=not quiet)
+    result = cross_validate(ds, cfg, out_dir, folds=folds, seeds=seeds, workers=workers, progress=not quiet)
+    table = Table(show_header=True, header_style="bold")
+    for col in ("measure", "mean ± sd", "per fold", "spread from folds"):
+        table.add_column(col)
+    for key, st in result.stats.items():
+        share = st.get("fold_share")
+        table.add_row(key, f"{st['mean']:.3f} ± {st['sd']:.3f}", " ".join(f"{v:.3f}" for v in st["per_fold"]),
+                      "-" if share is None or share != share else f"{share:.0%} folds / {1 - share:.0%} seeds")
+    out.print(f"{folds}-fold cross-validation, {len(result.seeds)} seed(s) per fold, positive class "
+              f"[bold]{ds.positive}[/]")
+    out.print(table)
+    path = json_path or out_dir / "cv.json"
+    atomic_write_json(path, result.to_dict())
+    out.print(f"results: {path}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder for the generated data, the trials and the report.")] = Path("steadyval-demo"),
+    seed: SeedOpt = 0,
+    json_path: JsonOpt = None,
+    workers: WorkersOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The whole doctor on a generated dataset (scanner-confounded split, class imbalance, leaks, bad files)."""
+    from steadyval.doctor import doctor as run_doctor
+    from steadyval.report.doctor import write_doctor_outputs
+    from steadyval.synthetic import demo_config, demo_spec, generate
 
     spec = demo_spec(seed)
     out.print(f"Generating {spec.n_train + spec.n_val} synthetic radiographs with planted faults "
               f"in {out_dir / 'data'} …")
     synthetic = generate(spec, out_dir / "data")
-    result = run_audit(synthetic.path, seed=seed, cache_dir=out_dir / "cache", progress=not quiet)
-    _print_audit(result)
-    _write_outputs(result, json_path or out_dir / "findings.json", out_dir)
+    result = run_doctor(synthetic.path, out_dir, config=demo_config(seed), workers=workers,
+                        cache_dir=out_dir / "cache", progress=not quiet,
+                        log=lambda line: err.print(f"[dim]{line}[/]"))
+    _print_doctor(result)
+    jpath, rpath = write_doctor_outputs(result, json_path)
+    out.print(f"findings: {jpath}")
+    out.print(f"report:   {rpath}")
+
+
+def _print_doctor(result: Any) -> None:
+    from rich.panel import Panel
+
+    s = result.dataset.summary()
+    out.print(Panel(result.headline, title="verdict", border_style="green" if "stable." in result.headline
+                    and "unstable" not in result.headline else "red"))
+    out.print(f"[dim]{s['source']}: {s['n_train']} train / {s['n_val']} val images, positive class "
+              f"{s['positive']}; {len(result.seeds)} seeds; {result.reused_trials} trial(s) reused[/]")
+    if result.causes:
+        table = Table(title="causes, ranked", show_header=True, header_style="bold", title_justify="left")
+        for col in ("#", "severity", "cause", "why this rank"):
+            table.add_column(col)
+        for i, c in enumerate(result.causes[:6], 1):
+            sev = c.finding.severity.value
+            table.add_row(str(i), f"[{SEVERITY_STYLE[sev]}]{sev}[/]", c.id, c.reason)
+        out.print(table)
+    trials = Table(title="remedy trials (change vs baseline, 95 % interval over seeds)", show_header=True,
+                   header_style="bold", title_justify="left")
+    for col in ("arm", "verdict", "val-loss volatility", "churn", "final val AUROC", "why"):
+        trials.add_column(col)
+    style = {"helps": "green", "hurts": "red", "no_effect": "dim", "baseline": "bold"}
+    for a in [result.baseline, *result.arms]:
+        vals = a.values
+        row = [f"{vals[k].mean:.3f}" if vals[k].n else "-" for k in ("val_loss_volatility", "churn", "final_auroc")]
+        if a.changes:
+            ch = a.changes
+            row = [f"{row[0]} ({_pct(ch['val_loss_volatility'])})", f"{row[1]} ({_pct(ch['churn'])})",
+                   f"{row[2]} ({ch['final_auroc'].mean:+.3f})" if ch["final_auroc"].n else row[2]]
+        trials.add_row(a.arm, f"[{style.get(a.verdict, '')}]{a.verdict}[/]", *row, a.reason)
+    out.print(trials)
+    for rid, why in result.not_trialled.items():
+        out.print(f"[dim]not trialled: {rid} ({why})[/]")
+
+
+def _pct(iv: Any) -> str:
+    if not iv.n or iv.mean != iv.mean:
+        return "-"
+    lo, hi = iv.ci95
+    return f"{iv.mean:+.0%} [{lo:+.0%}, {hi:+.0%}]"
 
 
 def _print_audit(result: AuditResult) -> None:

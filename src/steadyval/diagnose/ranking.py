@@ -136,7 +136,8 @@ def _names_column(f: Finding, column: str) -> bool:
     if f.id not in ("split.site_shift", "split.image_shift", "data.shortcut"):
         return False
     ev = f.evidence
-    named = {str(ev.get("column", ""))} | {str(c.get("column", "")) for c in ev.get("columns", []) if isinstance(c, dict)}
+    named = {str(ev.get("column", ""))}
+    named |= {str(c.get("column", "")) for c in ev.get("columns", []) if isinstance(c, dict)}
     return column in named or f.id == "split.image_shift"
 
 

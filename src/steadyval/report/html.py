@@ -37,27 +37,13 @@ def render_audit_report(result: AuditResult) -> str:
     """The audit report as an HTML string."""
     ds = result.dataset
     rec = ds.records
-    index_of = {p: i for i, p in enumerate(rec["path"])}
-
-    def thumb(path: str) -> str | None:
-        i = index_of.get(path)
-        return plots.thumbnail_uri(ds.images[i]) if i is not None else None
+    thumb = thumbnailer(ds)
 
     bars = [plots.share_bars(rec, "label_name", "class by split")]
     for col in ds.metadata:
         if 2 <= rec[col].astype(str).nunique() <= 20:
             bars.append(plots.share_bars(rec, col, f"{col} by split"))
-    gallery: list[dict[str, Any]] = []
-    for f in result.findings:
-        if f.id == "split.duplicate_leakage":
-            pairs = [(thumb(p["a"]), thumb(p["b"]), p) for p in f.evidence["pairs"][:MAX_THUMBS]]
-            gallery.append({"title": f.title, "kind": "pairs", "entries": pairs})
-        elif f.id == "data.label_noise" and f.severity != Severity.INFO:
-            items = [(thumb(x["path"]), x) for x in f.evidence["issues"][:MAX_THUMBS]]
-            gallery.append({"title": f.title, "kind": "issues", "entries": items})
-        elif f.id == "data.outliers":
-            items = [(thumb(x["path"]), x) for x in f.evidence["images"][:MAX_THUMBS]]
-            gallery.append({"title": f.title, "kind": "outliers", "entries": items})
+    gallery = audit_gallery(result.findings, thumb)
     counts = {s.value: sum(f.severity == s for f in result.findings) for s in Severity}
     return template_env().get_template("audit.html.j2").render(
         version=__version__,
@@ -71,6 +57,33 @@ def render_audit_report(result: AuditResult) -> str:
                                              [*CONTENT_PROPERTIES, "file_bytes"]),
         gallery=gallery,
     )
+
+
+def audit_gallery(findings: list[Any], thumb: Any) -> list[dict[str, Any]]:
+    """Thumbnails behind the findings: duplicate pairs, suspected label errors, outliers."""
+    gallery: list[dict[str, Any]] = []
+    for f in findings:
+        if f.id == "split.duplicate_leakage":
+            pairs = [(thumb(p["a"]), thumb(p["b"]), p) for p in f.evidence["pairs"][:MAX_THUMBS]]
+            gallery.append({"title": f.title, "kind": "pairs", "entries": pairs})
+        elif f.id == "data.label_noise" and f.severity != Severity.INFO:
+            items = [(thumb(x["path"]), x) for x in f.evidence["issues"][:MAX_THUMBS]]
+            gallery.append({"title": f.title, "kind": "issues", "entries": items})
+        elif f.id == "data.outliers":
+            items = [(thumb(x["path"]), x) for x in f.evidence["images"][:MAX_THUMBS]]
+            gallery.append({"title": f.title, "kind": "outliers", "entries": items})
+    return gallery
+
+
+def thumbnailer(ds: Any) -> Any:
+    """path -> PNG data URI of that image (None for a path not in the dataset)."""
+    index_of = {p: i for i, p in enumerate(ds.records["path"])}
+
+    def thumb(path: str) -> str | None:
+        i = index_of.get(path)
+        return plots.thumbnail_uri(ds.images[i]) if i is not None else None
+
+    return thumb
 
 
 def finding_view(f: Any) -> dict[str, Any]:

@@ -128,3 +128,34 @@ def subgroup_loss(losses: np.ndarray, index: pd.DataFrame, column: str) -> str:
     ax.legend(fontsize=7, frameon=False)
     ax.tick_params(labelsize=7)
     return svg_uri(fig)
+
+
+def trial_intervals(arms: list[dict]) -> str:
+    """The remedy comparison: per arm, the change vs baseline with its 95 % interval.
+
+    ``arms`` are dicts with ``name``, ``verdict`` and ``changes`` (measure -> {mean, ci95}); panels
+    show val-loss volatility and churn (% change, lower is better) and final val AUROC (difference).
+    """
+    colors = {"helps": "#2e8b57", "no_effect": "#7f8c8d", "hurts": "#c0392b"}
+    panels = (("val_loss_volatility", "val-loss volatility, % change", 100),
+              ("churn", "churn, % change", 100), ("final_auroc", "final val AUROC, difference", 1))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 0.55 * len(arms) + 1.3), sharey=True)
+    y = np.arange(len(arms))[::-1]
+    for ax, (key, title, scale) in zip(axes, panels, strict=True):
+        for yi, arm in zip(y, arms, strict=True):
+            c = arm["changes"].get(key) or {}
+            mean, ci = c.get("mean"), c.get("ci95") or [None, None]
+            if mean is None:
+                continue
+            lo = ci[0] if ci[0] is not None else mean
+            hi = ci[1] if ci[1] is not None else mean
+            color = colors.get(arm["verdict"], "#333333")
+            ax.plot([lo * scale, hi * scale], [yi, yi], color=color, lw=2.2)
+            ax.plot([mean * scale], [yi], "o", color=color, ms=5)
+        ax.axvline(0, color="#444444", lw=0.8, ls="--")
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels([f"{a['name']} ({a['verdict']})" for a in arms], fontsize=8)
+    fig.tight_layout()
+    return svg_uri(fig)
