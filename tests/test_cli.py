@@ -61,7 +61,7 @@ def test_split_command(make_synthetic, tmp_path: Path) -> None:
 def test_help_explains_each_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("audit", "split", "demo"):
+    for name in ("audit", "split", "train", "analyze", "doctor", "cv", "demo"):
         assert name in result.output
 
 
@@ -92,3 +92,33 @@ def test_train_command_writes_a_run_and_refuses_bad_keys(make_synthetic, tmp_pat
     assert summary["epochs_run"] == 2 and summary["config"]["model"] == "cnn_dropout"
     proc = _cli("train", str(data), "--out", str(tmp_path / "r2"), "--set", "lrr=0.1")
     assert proc.returncode == 2 and "Did you mean 'lr'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cv_command_reports_mean_spread_and_fold_vs_seed(make_synthetic, tmp_path: Path) -> None:
+    data = make_synthetic(n_train=150, n_val=50, image_size=32, images_per_patient=2, seed=2).path
+    out = tmp_path / "cv"
+    result = runner.invoke(app, ["cv", str(data), "--out", str(out), "--folds", "3", "--seeds", "2", "-q",
+                                 "--set", "image_size=32", "--set", "epochs=4", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "cv.json").read_text())
+    assert doc["folds"] == 3 and len(doc["trials"]) == 6
+    auc = doc["measures"]["final_auroc"]
+    assert len(auc["per_fold"]) == 3 and 0.5 < auc["mean"] <= 1 and 0 <= auc["fold_share"] <= 1
+    # Every image is validated exactly once per seed, and no patient straddles a fold's split.
+    from steadyval.train.run import load_run
+
+    seen = []
+    for t in doc["trials"]:
+        if t["seed"] == 0:
+            run = load_run(t["run_dir"])
+            seen += list(run.val_index["path"])
+    assert len(seen) == len(set(seen)) == 200
+    assert "folds" in result.output and "seeds" in result.output
+
+
+def test_doctor_refuses_bad_options_in_one_paragraph(make_synthetic, tmp_path: Path) -> None:
+    data = make_synthetic(n_train=150, n_val=50, image_size=32, seed=2).path
+    proc = _cli("doctor", str(data), "--out", str(tmp_path / "o"), "--seeds", "1")
+    assert proc.returncode == 2 and "--seeds" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli("doctor", str(data), "--out", str(tmp_path / "o"), "--budget", "huge")
+    assert proc.returncode == 2 and "--budget" in proc.stderr

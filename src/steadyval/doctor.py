@@ -40,11 +40,12 @@ class Budget:
     max_remedies: int
     per_cause: int  # remedies taken from one cause before moving to the next
     combination: bool
+    combine: int = 2  # helping remedies, best AUROC first, put together in the combination
 
 
 BUDGETS: dict[str, Budget] = {
     "fast": Budget(max_remedies=4, per_cause=1, combination=True),
-    "thorough": Budget(max_remedies=8, per_cause=3, combination=True),
+    "thorough": Budget(max_remedies=8, per_cause=3, combination=True, combine=3),
 }
 
 
@@ -175,9 +176,10 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     arm_specs = {rid: specs(rid, (rid,), *apply_remedies([rid], config, hints)) for rid in chosen}
     outcomes = grid([s for v in arm_specs.values() for s in v], "remedy trials") if arm_specs else []
     arms = [compare(baseline, summarise(rid, [o for o in outcomes if o.arm == rid])) for rid in chosen]
-    helping = [a for a in arms if a.verdict == "helps"]
+    helping = sorted([a for a in arms if a.verdict == "helps"], key=lambda a: -a.values["final_auroc"].mean)
     if plan.combination and len(helping) >= 2:
-        combo = tuple(a.arm for a in helping)
+        # The best combination to try: the helping remedies with the highest val AUROC.
+        combo = tuple(a.arm for a in helping[:plan.combine])
         name = " + ".join(combo)
         combo_outcomes = grid(specs(name, combo, *apply_remedies(combo, config, hints)), "combination")
         arms.append(compare(baseline, summarise(name, combo_outcomes)))
@@ -247,28 +249,44 @@ def headline(r: DoctorResult) -> str:
         if len(top) > 1:
             first += f"; next: {top[1].finding.title} ({top[1].id})"
     first += "."
-    helping = sorted([a for a in r.arms if a.verdict == "helps"], key=_benefit)
-    if helping:
-        best = helping[0]
-        v = best.changes["val_loss_volatility"]
+    best = best_arm(r.arms)
+    if best is not None:
+        v, c, auc = (best.changes[k] for k in ("val_loss_volatility", "churn", "final_auroc"))
         auc_b, auc_a = r.baseline.values["final_auroc"].mean, best.values["final_auroc"].mean
-        c = best.changes["churn"]
-        if math.isfinite(v.mean) and v.below_zero:
-            effect = f"cut val-loss volatility by {-v.mean:.0%} [{-v.ci95[1]:.0%}, {-v.ci95[0]:.0%}]"
-        elif math.isfinite(c.mean) and c.below_zero:
-            effect = (f"cut churn (val predictions flipping per epoch) by {-c.mean:.0%} "
-                      f"[{-c.ci95[1]:.0%}, {-c.ci95[0]:.0%}]")
+        effects = []
+        if v.below_zero:
+            effects.append(f"cut val-loss volatility by {-v.mean:.0%} [{-v.ci95[1]:.0%}, {-v.ci95[0]:.0%}]")
+        elif c.below_zero:
+            effects.append(f"cut churn (val predictions flipping per epoch) by {-c.mean:.0%} "
+                           f"[{-c.ci95[1]:.0%}, {-c.ci95[0]:.0%}]")
+        if auc.above_zero:
+            effects.append(f"raised val AUROC by {auc.mean:.3f} [{auc.ci95[0]:.3f}, {auc.ci95[1]:.3f}]")
         else:
-            effect = best.reason
-        keeps = "without losing AUROC" if auc_a >= auc_b - 0.02 else "at some cost in AUROC"
-        second = (f" Remedy {best.arm} {effect} {keeps} (val AUROC {auc_b:.3f} -> {auc_a:.3f}, "
-                  f"{best.seeds} seeds).")
+            effects.append("without losing AUROC" if auc_a >= auc_b - 0.02 else "at some cost in AUROC")
+        second = (f" Remedy {best.arm} {' and '.join(effects[:-1]) + ' ' if len(effects) > 1 else ''}"
+                  f"{effects[-1]} (val AUROC {auc_b:.3f} -> {auc_a:.3f}, {best.seeds} seeds).")
+        if len(effects) > 1 and not effects[-1].startswith("raised"):
+            second = second.replace(" and without", " without").replace(" and at some", " at some")
     elif r.arms:
         second = (f" None of the {len(r.arms)} trialled remedies beat the baseline beyond seed-to-seed "
                   f"noise ({len(r.seeds)} seeds); see the trials.")
+    elif top and "eval.kfold" in r.not_trialled:
+        second = (" Its remedy is an honest estimate rather than a retrain: a larger val set, or "
+                  "`steadyval cv DATA --folds 5`.")
     else:
         second = " No remedy needed trialling." if not top else " No trialable remedy for these causes."
     return first + second
+
+
+def best_arm(arms: list[TrialSummary]) -> TrialSummary | None:
+    """The remedy to recommend: among the arms that help and keep val AUROC within 0.02 of the
+    best helping arm's, the one with the largest significant cut in volatility or churn."""
+    helping = [a for a in arms if a.verdict == "helps"]
+    if not helping:
+        return None
+    top_auc = max(a.values["final_auroc"].mean for a in helping)
+    near = [a for a in helping if a.values["final_auroc"].mean >= top_auc - 0.02]
+    return min(near, key=_benefit)
 
 
 def _benefit(a: TrialSummary) -> float:

@@ -4,7 +4,9 @@ A cause's score is its severity (high 3, medium 2, low 1, info 0) plus up to one
 evidence strength: half a point for how many baseline seeds reproduce a curve finding (an
 audit or probe finding is deterministic and gets the full half), and half a point when the
 val-loss swings are attributed to the very column the finding names (e.g. the scanner of a
-site shift drives the swings). Equal scores fall back to a fixed order that puts first the
+site shift drives the swings). A cause reported by several stages (the LR signature in the
+curves and the range-test probe) is listed once, with a quarter point per other stage that
+agrees. Equal scores fall back to a fixed order that puts first the
 causes that make the validation measurement itself untrustworthy (leakage, an
 unrepresentative or tiny val set), then broken training (non-finite, initialisation, LR),
 then the data and the model.
@@ -111,7 +113,25 @@ def rank_causes(audit: Sequence[Finding], curves: Sequence[Finding], probes: Seq
             score = points + 0.5 * agree + (0.5 if drives else 0.0)
             causes.append(Cause(f, source, score, "; ".join(parts), drives))
     order = {fid: i for i, fid in enumerate(PRIORITY)}
-    return sorted(causes, key=lambda c: (-c.score, order.get(c.id, len(order))))
+    ranked = sorted(causes, key=lambda c: (-c.score, order.get(c.id, len(order))))
+    return _corroborate(ranked)
+
+
+def _corroborate(ranked: list[Cause]) -> list[Cause]:
+    """One cause per id: the best-scored one, a quarter point for each other stage that agrees."""
+    by_id: dict[str, list[Cause]] = defaultdict(list)
+    for c in ranked:
+        by_id[c.id].append(c)
+    merged = []
+    for same in by_id.values():
+        best = same[0]
+        others = [c for c in same[1:] if c.finding.severity.at_least(Severity.LOW)]
+        if others:
+            best = replace(best, score=best.score + 0.25 * len({c.source for c in others}),
+                           reason=best.reason + "; corroborated: " + "; ".join(c.reason for c in others))
+        merged.append(best)
+    order = {fid: i for i, fid in enumerate(PRIORITY)}
+    return sorted(merged, key=lambda c: (-c.score, order.get(c.id, len(order))))
 
 
 def _swing_driver(curves: Sequence[Finding]) -> tuple[str, str, float] | None:

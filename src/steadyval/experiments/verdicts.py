@@ -8,10 +8,14 @@ t-interval over the pairs. Rules (DESIGN.md:
 
 - ``hurts``: the model became useless (final AUROC within 0.05 of chance while the baseline
   was clearly above it), or final AUROC fell with an interval below zero and a mean loss of
-  more than ``AUROC_MARGIN``, or volatility rose with an interval above zero;
+  more than ``AUROC_MARGIN``;
 - ``helps``: volatility or churn fell with an interval below zero, or final AUROC rose with an
   interval above zero, and final AUROC did not fall by more than ``AUROC_MARGIN`` (mean);
+- ``hurts``: otherwise, volatility rose with an interval above zero and AUROC did not rise;
 - ``no_effect`` otherwise.
+
+A baseline that learns nothing has a flat, "calm" val loss; a remedy that makes it learn
+raises volatility (the descent counts as change) while AUROC rises: that is ``helps``.
 """
 
 from __future__ import annotations
@@ -139,8 +143,6 @@ def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
                          f"{base_auc:.2f}; any calm in the curves is the calm of a model that learned nothing")
     if auc.below_zero and auc.mean < -AUROC_MARGIN:
         return "hurts", f"val AUROC fell by {-auc.mean:.3f} [{-auc.ci95[1]:.3f}, {-auc.ci95[0]:.3f}]"
-    if vol.above_zero:
-        return "hurts", f"val-loss volatility rose by {vol.mean:.0%} [{vol.ci95[0]:.0%}, {vol.ci95[1]:.0%}]"
     gains = []
     if vol.below_zero:
         gains.append(f"val-loss volatility {-vol.mean:.0%} lower [{-vol.ci95[1]:.0%}, {-vol.ci95[0]:.0%}]")
@@ -148,8 +150,17 @@ def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
         gains.append(f"churn {-ch.mean:.0%} lower [{-ch.ci95[1]:.0%}, {-ch.ci95[0]:.0%}]")
     if auc.above_zero:
         gains.append(f"val AUROC +{auc.mean:.3f} [{auc.ci95[0]:+.3f}, {auc.ci95[1]:+.3f}]")
+        if vol.above_zero:
+            # Volatility counts every epoch-to-epoch change, descent included: a model that
+            # now learns moves its val loss more than one that sat at chance.
+            gains.append(f"val-loss volatility {vol.mean:.0%} higher, from a model that now learns")
     if gains and not (auc.n and auc.mean < -AUROC_MARGIN):
         return "helps", "; ".join(gains)
+    if vol.above_zero and not auc.mean > 0:
+        return "hurts", f"val-loss volatility rose by {vol.mean:.0%} [{vol.ci95[0]:.0%}, {vol.ci95[1]:.0%}]"
+    if vol.above_zero:
+        return "no_effect", (f"val-loss volatility rose by {vol.mean:.0%} [{vol.ci95[0]:.0%}, {vol.ci95[1]:.0%}] "
+                             f"while val AUROC rose by {auc.mean:.3f} (interval includes zero)")
     if gains:
         return "no_effect", "; ".join(gains) + f", but val AUROC fell by {-auc.mean:.3f} on average"
     return "no_effect", "no change whose 95 % interval over seeds excludes zero"

@@ -31,6 +31,8 @@ def write_doctor_outputs(result: DoctorResult, json_path: Path | None = None) ->
 
 def render_doctor_report(r: DoctorResult) -> str:
     """The doctor report as one self-contained HTML string (verdict first)."""
+    from steadyval.doctor import best_arm
+
     ds = r.dataset
     thumb = thumbnailer(ds)
     arms = [r.baseline, *r.arms]
@@ -52,7 +54,7 @@ def render_doctor_report(r: DoctorResult) -> str:
         if top:
             swings.append({"title": "The val images that drive the loss swings (baseline, first seed)",
                            "kind": "swings", "entries": [(thumb(x["path"]), x) for x in top]})
-    best = next((a for a in sorted(r.arms, key=_rank) if a.verdict == "helps"), None)
+    best = best_arm(r.arms)
     best_curves = None
     if best is not None:
         from steadyval.curves.readers import read_log
@@ -72,11 +74,6 @@ def render_doctor_report(r: DoctorResult) -> str:
         seeds=r.seeds, folds=r.folds, budget=r.budget, reused=r.reused_trials,
         skipped={**r.audit.skipped, **r.probes.skipped},
     )
-
-
-def _rank(a: Any) -> float:
-    v = a.changes.get("val_loss_volatility")
-    return v.mean if v is not None and v.n else 0.0
 
 
 def _arm_view(a: Any, r: DoctorResult) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""The doctor end to end on small synthetic scenarios (32 px, a few hundred images, CPU).
+
+The full-size versions (64 px, 2,000 images) are in benchmarks/diagnosis.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from steadyval.config import TrainConfig
+from steadyval.data import load_dataset
+from steadyval.doctor import doctor
+from steadyval.findings import Severity
+from steadyval.report.doctor import write_doctor_outputs
+from steadyval.synthetic import DISTINCT_SITES
+
+SITE_SHIFT = {"n_train": 600, "n_val": 200, "image_size": 32, "seed": 5, "sites": DISTINCT_SITES,
+              "site_mix": {"train": (0.9, 0.1), "val": (0.1, 0.9)}}
+SMALL = {"n_train": 300, "n_val": 100, "image_size": 32, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def doctored(make_synthetic, tmp_path_factory):
+    done = {}
+
+    def run(spec: dict, **config):
+        key = repr((sorted(spec.items()), sorted(config.items())))
+        if key not in done:
+            ds = load_dataset(make_synthetic(**spec).path, image_size=32)
+            out = tmp_path_factory.mktemp("doctor")
+            done[key] = doctor(ds, out, config=TrainConfig(image_size=32, **config))
+        return done[key]
+
+    return run
+
+
+def arm(result, name):
+    return next(a for a in result.arms if a.arm == name)
+
+
+def test_site_shift_is_the_top_cause_and_rebalancing_helps(doctored):
+    r = doctored(SITE_SHIFT, epochs=15)
+    assert r.causes[0].id in ("split.site_shift", "split.image_shift")
+    assert r.causes[0].drives_swings  # the scanner the val set is full of drives the swings
+    rebalance = arm(r, "split.rebalance")
+    assert rebalance.verdict == "helps", rebalance.reason
+    assert rebalance.seeds == 3
+    assert "split.site_shift" in r.headline and "split.rebalance" in r.headline
+
+
+def test_lr_too_high_lower_lr_or_schedule_helps(doctored):
+    r = doctored(SMALL, epochs=8, optimizer="sgd", lr=0.5)
+    assert r.causes[0].id == "optim.lr_too_high"
+    assert "corroborated" in r.causes[0].reason  # curves and the range test agree
+    verdicts = {a.arm: a.verdict for a in r.arms}
+    assert "helps" in (verdicts.get("optim.lower_lr"), verdicts.get("optim.schedule")), verdicts
+
+
+def test_clean_data_with_a_sensible_config_forces_nothing(doctored):
+    r = doctored(SMALL, epochs=8)
+    assert not [f.id for f in r.findings if f.severity == Severity.HIGH]
+    assert not any(c.finding.severity == Severity.HIGH for c in r.causes)
+    assert all(a.verdict != "helps" or a.changes["final_auroc"].mean > -0.02 for a in r.arms)
+    assert "unstable beyond noise" not in r.headline
+
+
+def test_outputs_lead_with_the_verdict_and_hold_the_trials(doctored, tmp_path):
+    r = doctored(SITE_SHIFT, epochs=15)
+    jpath, rpath = write_doctor_outputs(r, tmp_path / "f.json")
+    doc = json.loads(jpath.read_text())
+    assert doc["headline"] == r.headline
+    assert doc["trials"][0]["remedy"] == "baseline" and len(doc["trials"]) == 1 + len(r.arms)
+    t = next(t for t in doc["trials"] if t["remedy"] == "split.rebalance")
+    assert t["seeds"] == 3 and t["verdict"] == "helps" and len(t["val_auroc"]["ci95"]) == 2
+    assert doc["diagnosis"][0]["reason"]
+    html = rpath.read_text()
+    assert html.index('id="verdict"') < html.index("Remedy trials") < html.index("Findings")
+    assert "http://" not in html and "https://" not in html  # opens offline
+
+
+def test_killed_doctor_resumes_without_redoing_finished_trials(make_synthetic, tmp_path):
+    data = make_synthetic(**SMALL).path
+    out = tmp_path / "doctor"
+    cmd = [sys.executable, "-m", "steadyval", "doctor", str(data), "--out", str(out), "--workers", "1", "-q",
+           "--set", "image_size=32", "--set", "epochs=10", "--set", "optimizer=sgd", "--set", "lr=0.5"]
+    env = {**os.environ, "STEADYVAL_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    finished: dict[Path, float] = {}
+    while time.time() < deadline and proc.poll() is None:
+        results = list(out.glob("trials/*/result.json"))
+        if len(results) >= 4:  # the 3 baseline seeds and at least one remedy trial
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            finished = {p: p.stat().st_mtime_ns for p in out.glob("trials/*/result.json")}
+            break
+        time.sleep(0.05)
+    assert finished, "the doctor ended before it could be killed mid-trials"
+    assert not (out / "findings.json").exists()
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime  # not trained again
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["reused_trials"] >= len(finished)
+    assert len(list(out.glob("trials/*/result.json"))) > len(finished)
