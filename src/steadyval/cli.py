@@ -360,7 +360,8 @@ def _print_doctor(result: Any) -> None:
             ch = a.changes
             row = [f"{row[0]} ({_pct(ch['val_loss_volatility'])})", f"{row[1]} ({_pct(ch['churn'])})",
                    f"{row[2]} ({ch['final_auroc'].mean:+.3f})" if ch["final_auroc"].n else row[2]]
-        trials.add_row(a.arm, f"[{style.get(a.verdict, '')}]{a.verdict}[/]", *row, a.reason)
+        why = a.reason if a.verdict in ("helps", "hurts") else ("within seed noise" if a.changes else "")
+        trials.add_row(a.arm, f"[{style.get(a.verdict, '')}]{a.verdict}[/]", *row, why)
     out.print(trials)
     for rid, why in result.not_trialled.items():
         out.print(f"[dim]not trialled: {rid} ({why})[/]")

@@ -298,7 +298,7 @@ def demo_spec(seed: int = 0) -> SyntheticSpec:
     """
     return SyntheticSpec(
         n_train=800, n_val=200, sites=DISTINCT_SITES,
-        site_mix={"train": [0.85, 0.15], "val": [0.2, 0.8]}, prevalence=0.2,
+        site_mix={"train": [0.9, 0.1], "val": [0.15, 0.85]}, prevalence=0.2, lesion_strength=0.3,
         images_per_patient=2, leak_patients=0.1, duplicates=12, label_noise=0.05,
         corrupt=3, blank=2, seed=seed,
     )

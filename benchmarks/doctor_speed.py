@@ -1,0 +1,64 @@
+"""Doctor wall time on 2,000 generated 64 px images with the fast budget, and where it goes.
+
+The dataset has a scanner-shifted split and class imbalance, so the diagnosis finds causes
+and trials remedies (up to 4 remedies x 3 seeds, plus a combination). Prints the total wall
+time, the share of each stage, the number of trainings and the seconds per training, next
+to one plain training of the same config timed in the same session (the unit everything
+else is measured in).
+
+Target (2-core machine): <= 10 minutes.
+
+    python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from steadyval.config import TrainConfig
+from steadyval.data import load_dataset
+from steadyval.doctor import doctor
+from steadyval.synthetic import DISTINCT_SITES, SyntheticSpec, generate
+from steadyval.train import train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    n_val = args.n // 5
+    spec = SyntheticSpec(n_train=args.n - n_val, n_val=n_val, image_size=64, sites=DISTINCT_SITES,
+                         site_mix={"train": (0.85, 0.15), "val": (0.2, 0.8)}, prevalence=0.25,
+                         lesion_strength=0.35, seed=7)
+    config = TrainConfig(epochs=args.epochs)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        data = generate(spec, tmp / "data").path
+        start = time.perf_counter()
+        result = doctor(data, tmp / "doctor", config=config, cache_dir=tmp / "cache", workers=args.workers)
+        total = time.perf_counter() - start
+        ds = load_dataset(data, image_size=64, cache_dir=tmp / "cache")
+        t0 = time.perf_counter()
+        train(ds, config, tmp / "one")
+        one = time.perf_counter() - t0
+    trials = [o for a in [result.baseline, *result.arms] for o in a.outcomes]
+    print(f"doctor, fast budget, {args.n} images at 64 px, {args.epochs} epochs, {len(result.seeds)} seeds")
+    print(f"  total wall time: {total:.0f} s ({total / 60:.1f} min; target <= 10 min)")
+    for stage, seconds in result.seconds.items():
+        print(f"  {stage:10s} {seconds:7.1f} s  {seconds / total:6.1%}")
+    print(f"  trainings: {len(trials)} ({len(result.arms)} remedy arms: "
+          f"{', '.join(a.arm + ' ' + a.verdict for a in result.arms)})")
+    train_wall = result.seconds.get("baseline", 0) + result.seconds.get("trials", 0)
+    print(f"  wall time per training inside the doctor: {train_wall / max(1, len(trials)):.1f} s; "
+          f"one training alone, same config, this session: {one:.1f} s "
+          f"(parallel workers give {one / (train_wall / max(1, len(trials))):.2f}x)")
+    print(f"  verdict: {result.headline}")
+
+
+if __name__ == "__main__":
+    main()
