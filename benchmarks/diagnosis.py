@@ -68,13 +68,16 @@ SCENARIOS = [
     Scenario("clean_patients", (), {"images_per_patient": 3}),
     Scenario("chestxray_leak", ("split.duplicate_leakage", "split.group_leakage"), real="chestxray"),
     Scenario("malaria_image_split", ("split.group_leakage",), real="malaria"),
-    Scenario("pneumoniamnist_kaggle", ("split.label_shift",), real="medmnist/pneumoniamnist_kaggle-rijulshr_varun19424.npz"),
+    Scenario("pneumoniamnist_kaggle", ("split.label_shift",),
+             real="medmnist/pneumoniamnist_kaggle-rijulshr_varun19424.npz"),
     Scenario("breastmnist", ("split.duplicate_leakage",), real="medmnist/breastmnist_KamalJain777.npz"),
 ]
 
 
 def build_real(name: str, tmp: Path) -> tuple[Path, str | None] | None:
     """(DATA, group column) of a real scenario, or None when ../shared/data is missing."""
+    tmp = tmp / "real"  # manifests live apart from the cache and the outputs
+    tmp.mkdir(exist_ok=True)
     if name.startswith("medmnist/"):
         path = SHARED / name
         return (path, None) if path.exists() else None

@@ -112,9 +112,27 @@ def rank_causes(audit: Sequence[Finding], curves: Sequence[Finding], probes: Seq
                 parts.append(strength)
             score = points + 0.5 * agree + (0.5 if drives else 0.0)
             causes.append(Cause(f, source, score, "; ".join(parts), drives))
+    _explains(causes)
     order = {fid: i for i, fid in enumerate(PRIORITY)}
     ranked = sorted(causes, key=lambda c: (-c.score, order.get(c.id, len(order))))
     return _corroborate(ranked)
+
+
+def _explains(causes: list[Cause]) -> None:
+    """A cause that explains another ranks above it (a quarter point).
+
+    Class imbalance explains a small validation set when the val set is big enough overall
+    (>= 200 images) and only its minority class is too small to resolve changes.
+    """
+    imbalance = next((c for c in causes if c.id == "data.class_imbalance"), None)
+    small = next((c for c in causes if c.id == "split.small_validation"), None)
+    if imbalance is None or small is None:
+        return
+    ev = small.finding.evidence
+    n_min = min(ev.get("n_val_positive", 0), ev.get("n_val_negative", 0))
+    if ev.get("n_val", 0) >= 200 or n_min < 0.2 * ev.get("n_val", 0):
+        imbalance.score += 0.25
+        imbalance.reason += f"; explains split.small_validation (the val set has only {n_min} minority images)"
 
 
 def _corroborate(ranked: list[Cause]) -> list[Cause]:

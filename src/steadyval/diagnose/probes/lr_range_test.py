@@ -5,9 +5,10 @@ over ``STEPS`` steps at the config's batch size, from a fresh model, for ``SEEDS
 After each step the loss is measured on one fixed batch of ``EVAL_BATCH`` training images
 (not on the noisy training batch: at batch size 2 that loss jumps by 10x from step to
 step), smoothed (EMA, beta 0.9, bias-corrected), and the median over seeds taken.
-``lr_min`` is the LR of the lowest median loss before divergence (loss > 4x its minimum).
+``lr_min`` is the LR of the lowest median loss before divergence (loss > 4x its minimum);
+the valley end is the largest LR whose loss is within 10 % of the drop from the start.
 The suggested range is [lr_min / 100, lr_min / 10] ('a decade below the minimum'); the
-configured LR is too high above lr_min / 3 (medium) and at or above lr_min (high).
+configured LR is too high above valley_end / 3 (medium) and at or above valley_end (high).
 """
 
 from __future__ import annotations
@@ -83,13 +84,21 @@ class LrRangeTest(Probe):
         lowest = int(np.nanargmin(median))
         lr_min = float(lrs[lowest])
         low, high = lr_min / 100, lr_min / 10
+        # The end of the valley: the largest LR (before divergence) whose loss is still within
+        # 10 % of the drop from the start. The argmin alone wanders with the noise of a flat
+        # valley (one clean dataset gave 3e-4 with one seed and no finding with the next).
+        start = median[np.flatnonzero(enough)[0]]
+        within = enough & (median <= median[lowest] + 0.1 * max(start - median[lowest], 0.0))
+        ref = float(lrs[np.flatnonzero(within)[-1]]) if within.any() else lr_min
+        ref = max(ref, lr_min)
         lr = ctx.config.lr
-        evidence = {"lr": lr, "lr_at_min_loss": lr_min, "suggested_range": [low, high],
-                    "rule": "median of smoothed range tests; suggested = [lr_min/100, lr_min/10]",
+        evidence = {"lr": lr, "lr_at_min_loss": lr_min, "lr_valley_end": ref, "suggested_range": [low, high],
+                    "rule": "median of smoothed range tests; suggested = [lr_min/100, lr_min/10]; "
+                            "too high above valley_end/3 (medium), at or above valley_end (high)",
                     "seeds": SEEDS, "steps": STEPS}
-        if lr <= lr_min / 3:
+        if lr <= ref / 3:
             return []
-        severity = Severity.HIGH if lr >= lr_min else Severity.MEDIUM
+        severity = Severity.HIGH if lr >= ref else Severity.MEDIUM
         return [self.finding(
             severity, f"Learning rate {lr:g} is above the stable range (~{low:.1g}-{high:.1g})",
             f"An LR range test ({SEEDS} seeds, smoothed) reaches its lowest loss at LR {lr_min:.2g}; "
