@@ -215,9 +215,7 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
 
 
 def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult) -> Hints:
-    from steadyval.audit.base import MAX_LEVELS
-
-    metadata = [c for c in ds.metadata if 2 <= ds.records[c].nunique() <= MAX_LEVELS]
+    metadata = ds.categorical_metadata
     lr = None
     for f in probes.findings:
         if f.id == "optim.lr_too_high" and "suggested_range" in f.evidence:

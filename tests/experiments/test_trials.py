@@ -3,9 +3,10 @@ import json
 import numpy as np
 
 from steadyval.config import TrainConfig
+from steadyval.data.split import fold_masks
 from steadyval.experiments import trials as trials_mod
 from steadyval.experiments.remedies import SplitChange
-from steadyval.experiments.trials import TrialSpec, apply_split, fingerprint, kfold_val_mask, run_trial
+from steadyval.experiments.trials import TrialSpec, apply_split, fingerprint, run_trial
 
 FAST = TrainConfig(epochs=5, batch_size=32, image_size=32)
 
@@ -23,7 +24,7 @@ def test_rebalance_keeps_val_size_groups_and_images(small):
 
 
 def test_kfold_masks_partition_the_pool(small):
-    masks = kfold_val_mask(small.records, 4, ["site"])
+    masks = fold_masks(small.records, 4, ["site"])
     assert np.array_equal(np.sum(masks, axis=0), np.ones(len(small.records)))
 
 

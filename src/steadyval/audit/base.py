@@ -13,7 +13,6 @@ from steadyval.data.split import group_ids
 from steadyval.findings import Finding, FindingSource, Severity, run_isolated
 
 # Metadata columns with more levels than this are identifiers, not sites or devices.
-MAX_LEVELS = 30
 
 
 class AuditContext:
@@ -32,14 +31,8 @@ class AuditContext:
 
     @cached_property
     def categorical_metadata(self) -> list[str]:
-        """Metadata columns that look like site / device / view: 2..MAX_LEVELS levels."""
-        out = []
-        records = self.dataset.records
-        for col in self.dataset.metadata:
-            levels = records[col].astype(str).nunique()
-            if 2 <= levels <= min(MAX_LEVELS, max(2, len(records) // 5)):
-                out.append(col)
-        return out
+        """Metadata columns that look like site / device / view."""
+        return self.dataset.categorical_metadata
 
     @cached_property
     def groups(self) -> np.ndarray:

@@ -53,6 +53,13 @@ class Dataset:
         return np.flatnonzero(self.records["split"].to_numpy() == split)
 
     @property
+    def categorical_metadata(self) -> list[str]:
+        """Metadata columns that look like site / device / view (see ``split.categorical_columns``)."""
+        from steadyval.data.split import categorical_columns
+
+        return categorical_columns(self.records, self.metadata)
+
+    @property
     def labels(self) -> np.ndarray:
         """(N,) int labels, 1 = positive class."""
         return self.records["label"].to_numpy(dtype=np.int64)

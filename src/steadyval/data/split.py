@@ -20,6 +20,31 @@ def group_ids(records: pd.DataFrame) -> np.ndarray:
     return groups
 
 
+MAX_LEVELS = 30  # a metadata column with more levels is an id, not a site / device / view
+
+
+def categorical_columns(records: pd.DataFrame, columns: Sequence[str], max_levels: int = MAX_LEVELS) -> list[str]:
+    """Columns that look like site / device / view: 2..max_levels levels, and no more than
+    one level per 5 rows (else each level is too rare to compare)."""
+    cap = min(max_levels, max(2, len(records) // 5))
+    return [c for c in columns if 2 <= records[c].astype(str).nunique() <= cap]
+
+
+def fold_masks(records: pd.DataFrame, n_splits: int, by: Sequence[str] = (), seed: int = 0) -> list[np.ndarray]:
+    """One boolean val mask per fold: stratified by label x ``by``, grouped by patient."""
+    groups = group_ids(records)
+    strata = strata_labels(records, by, n_splits)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    masks = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class" on small data
+        for _, val_idx in splitter.split(np.zeros(len(records)), strata, groups):
+            mask = np.zeros(len(records), dtype=bool)
+            mask[val_idx] = True
+            masks.append(mask)
+    return masks
+
+
 def strata_labels(records: pd.DataFrame, by: Sequence[str], min_count: int) -> np.ndarray:
     """One stratum per label x metadata combination; rare combinations fall back to the label.
 
@@ -56,20 +81,8 @@ def stratified_group_split(
         # Too few groups to split at all: put the smallest group in validation.
         smallest = pd.Series(groups).value_counts().index[-1]
         return groups == smallest
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    best_mask, best_err = None, np.inf
     # Folds differ in size when groups are uneven: take the fold closest to val_fraction.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "least populated class" on small data
-        folds = list(splitter.split(np.zeros(len(records)), strata, groups))
-    for _, val_idx in folds:
-        mask = np.zeros(len(records), dtype=bool)
-        mask[val_idx] = True
-        err = abs(mask.mean() - val_fraction)
-        if err < best_err:
-            best_mask, best_err = mask, err
-    assert best_mask is not None  # n_splits >= 2 folds were produced
-    return best_mask
+    return min(fold_masks(records, n_splits, by, seed), key=lambda mask: abs(mask.mean() - val_fraction))
 
 
 def write_split(
@@ -88,7 +101,6 @@ def write_split(
     Returns the written table.
     """
     from steadyval._io import atomic_write_text
-    from steadyval.audit.base import MAX_LEVELS
     from steadyval.data.cache import refuse_inside
     from steadyval.data.sources import read_source
     from steadyval.errors import DataError, did_you_mean
@@ -105,7 +117,7 @@ def write_split(
     refuse_inside(out, data if data.is_dir() else data.parent, "-o/--out")
     items = source.items.copy()
     if by is None:
-        by = [c for c in source.metadata if 2 <= items[c].nunique() <= min(MAX_LEVELS, 20)]
+        by = categorical_columns(items, source.metadata, max_levels=20)
     for col in by:
         if col not in source.metadata:
             raise DataError("--by", "must name a metadata column of DATA", f"'{col}'",

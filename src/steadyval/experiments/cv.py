@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from steadyval.audit.base import MAX_LEVELS
 from steadyval.config import TrainConfig
 from steadyval.data import Dataset
 from steadyval.errors import ConfigError
@@ -57,9 +56,8 @@ def cross_validate(dataset: Dataset, config: TrainConfig, out: Path | str, *, fo
         raise ConfigError("--folds", f"needs at least one patient per fold ({n_groups} groups here)", str(folds),
                           f"Use --folds {max(2, n_groups)} or fewer.")
     out = Path(out)
-    by = tuple(c for c in dataset.metadata if 2 <= dataset.records[c].nunique() <= MAX_LEVELS)
     seed_list = [config.seed + i for i in range(seeds)]
-    specs = [TrialSpec("cv", (), config.model_copy(update={"seed": s}), SplitChange(by=by), f, folds)
+    specs = [TrialSpec("cv", (), config.model_copy(update={"seed": s}), SplitChange(), f, folds)
              for f in range(folds) for s in seed_list]
     outcomes = run_grid(specs, dataset, out / "trials", fingerprint(dataset), workers=workers,
                         progress=progress, label=f"{folds}-fold cross-validation")

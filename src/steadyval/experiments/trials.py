@@ -12,20 +12,18 @@ import hashlib
 import json
 import math
 import shutil
-import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from steadyval._io import atomic_write_json
 from steadyval.config import TrainConfig
 from steadyval.curves.measures import churn, val_loss_volatility
 from steadyval.data import Dataset
-from steadyval.data.split import group_ids, strata_labels, stratified_group_split
+from steadyval.data.split import fold_masks, stratified_group_split
 from steadyval.experiments.remedies import SplitChange
 
 MEASURES = ("val_loss_volatility", "churn", "final_auroc", "best_auroc")
@@ -91,14 +89,14 @@ def fingerprint(dataset: Dataset) -> str:
 def apply_split(dataset: Dataset, change: SplitChange, fold: int | None = None, folds: int = 0,
                 seed: int = 0) -> Dataset:
     """A copy of ``dataset`` (sharing its image array) with the trial's train/val split."""
-    from dataclasses import replace
-
     records = dataset.records.copy()
     pool = records["split"].isin(["train", "val"]).to_numpy()
     if folds:
         assert fold is not None
-        records.loc[pool, "split"] = np.where(kfold_val_mask(records[pool], folds, dataset.metadata, seed)[fold],
-                                              "val", "train")
+        # Every arm of a k-fold grid sees the same folds: stratified by label x the categorical
+        # metadata, grouped by patient, drawn with a fixed seed.
+        masks = fold_masks(records[pool].reset_index(drop=True), folds, dataset.categorical_metadata, seed)
+        records.loc[pool, "split"] = np.where(masks[fold], "val", "train")
     elif change.rebalance:
         n_val = int((records["split"] == "val").sum())
         sub = records[pool].reset_index(drop=True)
@@ -109,22 +107,6 @@ def apply_split(dataset: Dataset, change: SplitChange, fold: int | None = None, 
             (records["split"] == "val") & records["path"].isin(change.drop_val))
         records.loc[drop, "split"] = "excluded"
     return replace(dataset, records=records)
-
-
-def kfold_val_mask(records: pd.DataFrame, folds: int, by: list[str], seed: int = 0) -> list[np.ndarray]:
-    """One boolean val mask per fold: stratified by label x ``by``, grouped by patient."""
-    groups = group_ids(records.reset_index(drop=True))
-    strata = strata_labels(records.reset_index(drop=True), [c for c in by if c in records], folds)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(
-            np.zeros(len(records)), strata, groups)
-        masks = []
-        for _, val_idx in splits:
-            mask = np.zeros(len(records), dtype=bool)
-            mask[val_idx] = True
-            masks.append(mask)
-    return masks
 
 
 def measure(metrics: pd.DataFrame, val_probs: np.ndarray, info: dict[str, Any],
