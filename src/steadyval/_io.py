@@ -43,7 +43,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _strict(obj: Any) -> Any:
-    # JSON has no NaN: other parsers (JavaScript, jq) reject Python's NaN token.
+    # JSON has no NaN: other parsers (JavaScript, jq) reject Python's NaN token. numpy
+    # scalars and arrays reach the writer through evidence dicts: they become lists first.
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
@@ -56,9 +57,7 @@ def _strict(obj: Any) -> Any:
 
 
 def _jsonable(obj: Any) -> Any:
-    # numpy scalars and arrays reach the JSON writer through evidence dicts.
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
+    # numpy scalars and arrays were turned into lists by _strict; what is left is e.g. a Path.
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

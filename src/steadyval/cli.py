@@ -336,8 +336,7 @@ def _print_doctor(result: Any) -> None:
     from rich.panel import Panel
 
     s = result.dataset.summary()
-    out.print(Panel(result.headline, title="verdict", border_style="green" if "stable." in result.headline
-                    and "unstable" not in result.headline else "red"))
+    out.print(Panel(result.headline, title="verdict", border_style="red" if result.unstable else "green"))
     out.print(f"[dim]{s['source']}: {s['n_train']} train / {s['n_val']} val images, positive class "
               f"{s['positive']}; {len(result.seeds)} seeds; {result.reused_trials} trial(s) reused[/]")
     if result.causes:

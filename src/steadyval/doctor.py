@@ -73,6 +73,11 @@ class DoctorResult:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def unstable(self) -> bool:
+        """True when the baseline's validation is volatile beyond noise (medium or worse)."""
+        return any(f.id == "curves.volatile" and f.severity.at_least(Severity.MEDIUM) for f in self.curve_findings)
+
+    @property
     def findings(self) -> list[Finding]:
         """Audit, curve (merged over seeds) and probe findings, most severe first."""
         return sort_findings([*self.audit.findings, *self.curve_findings, *self.probes.findings])
@@ -233,9 +238,8 @@ def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult) -> Hints:
 
 def headline(r: DoctorResult) -> str:
     """The answer first: what makes validation unstable, and which remedy is proven to help."""
-    volatile = next((f for f in r.curve_findings if f.id == "curves.volatile"), None)
     top = [c for c in r.causes if c.finding.severity.at_least(Severity.MEDIUM)]
-    if volatile is not None and volatile.severity.at_least(Severity.MEDIUM):
+    if r.unstable:
         first = "Validation is unstable beyond noise"
     elif any(f.id == "curves.noise_floor" for f in r.curve_findings):
         first = "The validation curve's jumps are within what the val-set size explains"

@@ -33,6 +33,7 @@ PRIORITY = (
     "optim.batch_too_large", "train.underfitting", "curves.val_better_than_train", "data.outliers",
     "data.unreadable",
 )
+_ORDER = {fid: i for i, fid in enumerate(PRIORITY)}
 _SEVERITY_ORDER = list(Severity)
 
 
@@ -113,16 +114,14 @@ def rank_causes(audit: Sequence[Finding], curves: Sequence[Finding], probes: Seq
             score = points + 0.5 * agree + (0.5 if drives else 0.0)
             causes.append(Cause(f, source, score, "; ".join(parts), drives))
     _explains(causes)
-    order = {fid: i for i, fid in enumerate(PRIORITY)}
-    ranked = sorted(causes, key=lambda c: (-c.score, order.get(c.id, len(order))))
-    return _corroborate(ranked)
+    return sorted(_corroborate(causes), key=lambda c: (-c.score, _ORDER.get(c.id, len(_ORDER))))
 
 
 def _explains(causes: list[Cause]) -> None:
     """A cause that explains another ranks above it (a quarter point).
 
-    Class imbalance explains a small validation set when the val set is big enough overall
-    (>= 200 images) and only its minority class is too small to resolve changes.
+    Class imbalance explains a small validation set when the val set is not small overall
+    (>= 200 images) or its minority class is under a fifth of it.
     """
     imbalance = next((c for c in causes if c.id == "data.class_imbalance"), None)
     small = next((c for c in causes if c.id == "split.small_validation"), None)
@@ -135,21 +134,20 @@ def _explains(causes: list[Cause]) -> None:
         imbalance.reason += f"; explains split.small_validation (the val set has only {n_min} minority images)"
 
 
-def _corroborate(ranked: list[Cause]) -> list[Cause]:
+def _corroborate(causes: list[Cause]) -> list[Cause]:
     """One cause per id: the best-scored one, a quarter point for each other stage that agrees."""
     by_id: dict[str, list[Cause]] = defaultdict(list)
-    for c in ranked:
+    for c in causes:
         by_id[c.id].append(c)
     merged = []
     for same in by_id.values():
-        best = same[0]
-        others = [c for c in same[1:] if c.finding.severity.at_least(Severity.LOW)]
+        best = max(same, key=lambda c: c.score)
+        others = [c for c in same if c is not best and c.finding.severity.at_least(Severity.LOW)]
         if others:
             best = replace(best, score=best.score + 0.25 * len({c.source for c in others}),
                            reason=best.reason + "; corroborated: " + "; ".join(c.reason for c in others))
         merged.append(best)
-    order = {fid: i for i, fid in enumerate(PRIORITY)}
-    return sorted(merged, key=lambda c: (-c.score, order.get(c.id, len(order))))
+    return merged
 
 
 def _swing_driver(curves: Sequence[Finding]) -> tuple[str, str, float] | None:

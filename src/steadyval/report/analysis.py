@@ -11,6 +11,7 @@ from steadyval import __version__
 from steadyval._io import atomic_write_json, atomic_write_text
 from steadyval.curves import same_config
 from steadyval.curves.base import CurveResult
+from steadyval.curves.history import History
 from steadyval.curves.measures import per_image_losses
 from steadyval.report import plots
 from steadyval.report.html import finding_view, template_env
@@ -57,7 +58,7 @@ def write_analysis_report(results: list[CurveResult], out_dir: Path | str) -> Pa
         view: dict[str, Any] = {"source": h.source, "summary": r.summary, "notes": h.notes,
                                 "findings": [finding_view(f) for f in r.findings],
                                 "skipped": r.skipped, "plots": []}
-        view["plots"].append(plots.curve_panel([_series(r)], r.summary.get("n_val")))
+        view["plots"].append(plots.curve_panel([curve_series(h)], r.summary.get("n_val")))
         if h.per_image:
             labels = h.val_index["label"].to_numpy()  # type: ignore[index]
             correct = (h.val_probs >= 0.5) == labels.astype(bool)[None, :]  # type: ignore[operator]
@@ -69,15 +70,15 @@ def write_analysis_report(results: list[CurveResult], out_dir: Path | str) -> Pa
         runs.append(view)
     seeds = None
     if same_config([r.history for r in results]):
-        seeds = plots.curve_panel([_series(r) for r in results], results[0].summary.get("n_val"))
+        seeds = plots.curve_panel([curve_series(r.history) for r in results], results[0].summary.get("n_val"))
     html = template_env().get_template("analysis.html.j2").render(version=__version__, runs=runs, seeds=seeds)
     path = Path(out_dir) / "report.html"
     atomic_write_text(path, html)
     return path
 
 
-def _series(r: CurveResult) -> dict[str, np.ndarray | None]:
-    h = r.history
+def curve_series(h: History) -> dict[str, np.ndarray | None]:
+    """The columns ``plots.curve_panel`` draws, from one History."""
     return {"epoch": h.metrics["epoch"].to_numpy(), "loss": h.column("loss"),
             "val_loss": h.column("val_loss"), "val_accuracy": h.column("val_accuracy"),
             "accuracy": h.column("accuracy")}

@@ -5,13 +5,16 @@ Renders a DoctorResult; computes nothing (the curves it draws are the runs' own 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steadyval import __version__
 from steadyval._io import atomic_write_json, atomic_write_text
 from steadyval.curves.measures import per_image_losses
+from steadyval.experiments.remedies import REMEDIES
 from steadyval.report import plots
+from steadyval.report.analysis import curve_series
 from steadyval.report.html import MAX_THUMBS, audit_gallery, finding_view, template_env, thumbnailer
 
 if TYPE_CHECKING:
@@ -37,7 +40,7 @@ def render_doctor_report(r: DoctorResult) -> str:
     thumb = thumbnailer(ds)
     arms = [r.baseline, *r.arms]
     arm_views = [_arm_view(a, r) for a in arms]
-    curves_base = [_series(c) for c in r.baseline_curves]
+    curves_base = [curve_series(c.history) for c in r.baseline_curves]
     n_val = r.baseline_curves[0].summary.get("n_val") if r.baseline_curves else None
     plots_base = [plots.curve_panel(curves_base, n_val)] if curves_base else []
     first = r.baseline_curves[0] if r.baseline_curves else None
@@ -59,11 +62,10 @@ def render_doctor_report(r: DoctorResult) -> str:
     if best is not None:
         from steadyval.curves.readers import read_log
 
-        series = [_history_series(read_log(Path(o.run_dir))) for o in best.outcomes]
+        series = [curve_series(read_log(Path(o.run_dir))) for o in best.outcomes]
         best_curves = {"name": best.arm, "plot": plots.curve_panel(series, best.outcomes[0].n_val)}
-    unstable = any(f.id == "curves.volatile" and f.severity.value in ("high", "medium") for f in r.curve_findings)
     return template_env().get_template("doctor.html.j2").render(
-        version=__version__, headline=r.headline, unstable=unstable, summary=ds.summary(),
+        version=__version__, headline=r.headline, unstable=r.unstable, summary=ds.summary(),
         causes=[c.to_dict() for c in r.causes], arms=arm_views,
         comparison=plots.trial_intervals([{"name": a["name"], "verdict": a["verdict"], "changes": a["changes"]}
                                           for a in arm_views[1:]]) if r.arms else None,
@@ -77,37 +79,25 @@ def render_doctor_report(r: DoctorResult) -> str:
 
 
 def _arm_view(a: Any, r: DoctorResult) -> dict[str, Any]:
-    split = any(x in ("split.rebalance", "data.dedupe", "data.drop_label_issues") for x in a.remedies)
+    split = any(REMEDIES[x].split is not None for x in a.remedies)
     return {"name": a.arm, "verdict": a.verdict, "reason": a.reason, "seeds": a.seeds,
             "values": {k: v.to_dict() for k, v in a.values.items()},
             "changes": {k: v.to_dict() for k, v in a.changes.items()},
-            "split_note": "measured on its own, re-drawn val set of the same size" if split else "",
-            "seconds": sum(o.seconds for o in a.outcomes)}
+            "split_note": "measured on its own, re-drawn val set of the same size" if split else ""}
 
 
 def _config_rows(r: DoctorResult, arms: list[Any]) -> list[dict[str, Any]]:
+    """Baseline: every setting; each remedy arm: the settings that differ (from its runs' config.json)."""
     base = r.config.model_dump(mode="json")
     rows = []
     for a in arms:
         if not a.outcomes:
             continue
-        from steadyval.train.run import load_run
-
-        try:
-            cfg = load_run(Path(a.outcomes[0].run_dir)).config.model_dump(mode="json")
-        except (OSError, ValueError):
-            continue
-        diff = {k: v for k, v in cfg.items() if k != "seed" and base.get(k) != v}
-        rows.append({"name": a.arm, "diff": diff, "seeds": sorted({o.seed for o in a.outcomes}),
-                     "keys": [o.key for o in a.outcomes]})
-    return [{"name": "baseline (your config)", "diff": {k: v for k, v in base.items() if k != "seed"},
-             "seeds": r.seeds, "keys": rows[0]["keys"] if rows else []}, *rows[1:]]
-
-
-def _series(c: Any) -> dict[str, Any]:
-    return _history_series(c.history)
-
-
-def _history_series(h: Any) -> dict[str, Any]:
-    return {"epoch": h.metrics["epoch"].to_numpy(), "loss": h.column("loss"), "val_loss": h.column("val_loss"),
-            "val_accuracy": h.column("val_accuracy"), "accuracy": h.column("accuracy")}
+        if a.arm == "baseline":
+            settings = {k: v for k, v in base.items() if k != "seed"}
+        else:
+            cfg = json.loads((Path(a.outcomes[0].run_dir) / "config.json").read_text())
+            settings = {k: v for k, v in cfg.items() if k != "seed" and base.get(k) != v}
+        rows.append({"name": "baseline (your config)" if a.arm == "baseline" else a.arm, "diff": settings,
+                     "seeds": sorted({o.seed for o in a.outcomes}), "keys": [o.key for o in a.outcomes]})
+    return rows
