@@ -114,3 +114,18 @@ def test_killed_doctor_resumes_without_redoing_finished_trials(make_synthetic, t
     doc = json.loads((out / "findings.json").read_text())
     assert doc["reused_trials"] >= len(finished)
     assert len(list(out.glob("trials/*/result.json"))) > len(finished)
+
+
+def test_headline_joins_a_calmer_curve_and_a_higher_auroc(doctored):
+    from dataclasses import replace
+
+    from steadyval.doctor import headline
+    from steadyval.experiments.verdicts import Interval
+
+    r = doctored(SMALL, epochs=8, optimizer="sgd", lr=0.5)
+    best = next(a for a in r.arms if a.verdict == "helps")
+    both = replace(best, changes={**best.changes, "churn": Interval(-0.5, (-0.7, -0.3), 3),
+                                  "val_loss_volatility": Interval(0.1, (-0.2, 0.4), 3),
+                                  "final_auroc": Interval(0.3, (0.2, 0.4), 3)})
+    text = headline(replace(r, arms=[both]))
+    assert f"Remedy {best.arm} cut churn" in text and "by 50% [30%, 70%] and raised val AUROC by 0.300" in text

@@ -255,20 +255,20 @@ def headline(r: DoctorResult) -> str:
     if best is not None:
         v, c, auc = (best.changes[k] for k in ("val_loss_volatility", "churn", "final_auroc"))
         auc_b, auc_a = r.baseline.values["final_auroc"].mean, best.values["final_auroc"].mean
-        effects = []
         if v.below_zero:
-            effects.append(f"cut val-loss volatility by {-v.mean:.0%} [{-v.ci95[1]:.0%}, {-v.ci95[0]:.0%}]")
+            gain = f"cut val-loss volatility by {-v.mean:.0%} [{-v.ci95[1]:.0%}, {-v.ci95[0]:.0%}]"
         elif c.below_zero:
-            effects.append(f"cut churn (val predictions flipping per epoch) by {-c.mean:.0%} "
-                           f"[{-c.ci95[1]:.0%}, {-c.ci95[0]:.0%}]")
-        if auc.above_zero:
-            effects.append(f"raised val AUROC by {auc.mean:.3f} [{auc.ci95[0]:.3f}, {auc.ci95[1]:.3f}]")
+            gain = (f"cut churn (val predictions flipping per epoch) by {-c.mean:.0%} "
+                    f"[{-c.ci95[1]:.0%}, {-c.ci95[0]:.0%}]")
         else:
-            effects.append("without losing AUROC" if auc_a >= auc_b - 0.02 else "at some cost in AUROC")
-        second = (f" Remedy {best.arm} {' and '.join(effects[:-1]) + ' ' if len(effects) > 1 else ''}"
-                  f"{effects[-1]} (val AUROC {auc_b:.3f} -> {auc_a:.3f}, {best.seeds} seeds).")
-        if len(effects) > 1 and not effects[-1].startswith("raised"):
-            second = second.replace(" and without", " without").replace(" and at some", " at some")
+            gain = ""
+        if auc.above_zero:
+            auroc = (("and " if gain else "")
+                     + f"raised val AUROC by {auc.mean:.3f} [{auc.ci95[0]:.3f}, {auc.ci95[1]:.3f}]")
+        else:
+            auroc = "without losing AUROC" if auc_a >= auc_b - 0.02 else "at some cost in AUROC"
+        effect = f"{gain} {auroc}".strip()
+        second = f" Remedy {best.arm} {effect} (val AUROC {auc_b:.3f} -> {auc_a:.3f}, {best.seeds} seeds)."
     elif r.arms:
         second = (f" None of the {len(r.arms)} trialled remedies beat the baseline beyond seed-to-seed "
                   f"noise ({len(r.seeds)} seeds); see the trials.")
