@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from steadyval.data import Dataset, load_dataset
 from steadyval.diagnose import ProbeResult, probe
 from steadyval.diagnose.ranking import Cause, merge_seeds, rank_causes
 from steadyval.errors import ConfigError
-from steadyval.experiments.remedies import NOT_TRIALLED, REMEDIES, Hints, apply_remedies, trialable
+from steadyval.experiments.remedies import NOT_TRIALLED, Hints, SplitChange, apply_remedies, trialable
 from steadyval.experiments.runner import run_grid
 from steadyval.experiments.trials import TrialOutcome, TrialSpec, fingerprint
 from steadyval.experiments.verdicts import TrialSummary, compare, summarise
@@ -69,8 +69,11 @@ class DoctorResult:
     budget: str
     seeds: list[int]
     folds: int = 0
-    reused_trials: int = 0
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reused_trials(self) -> int:
+        """Trials read back from an earlier, interrupted run instead of trained."""
+        return sum(o.reused for a in (self.baseline, *self.arms) for o in a.outcomes)
 
     @property
     def unstable(self) -> bool:
@@ -98,7 +101,7 @@ class DoctorResult:
             "trials": [self.baseline.to_dict(), *[a.to_dict() for a in self.arms]],
             "not_trialled": self.not_trialled,
             "skipped": {**self.audit.skipped, **self.probes.skipped},
-            "seconds": self.seconds, "reused_trials": self.reused_trials, "notes": self.notes,
+            "seconds": self.seconds, "reused_trials": self.reused_trials,
         }
 
 
@@ -149,19 +152,14 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     root = out / "trials"
     seed_list = [config.seed + i for i in range(seeds)]
     fold_list: list[int | None] = list(range(folds)) if folds else [None]
-    reused = 0
 
-    def specs(arm: str, remedies: tuple[str, ...], cfg: TrainConfig, change: Any = None) -> list[TrialSpec]:
-        from steadyval.experiments.remedies import SplitChange
-
+    def specs(arm: str, remedies: tuple[str, ...], cfg: TrainConfig,
+              change: SplitChange | None = None) -> list[TrialSpec]:
         return [TrialSpec(arm, remedies, cfg.model_copy(update={"seed": s}), change or SplitChange(), f, folds)
                 for s in seed_list for f in fold_list]
 
     def grid(all_specs: list[TrialSpec], label: str) -> list[TrialOutcome]:
-        nonlocal reused
-        outcomes = run_grid(all_specs, ds, root, fp, workers=workers, progress=progress, label=label)
-        reused += sum(o.reused for o in outcomes)
-        return outcomes
+        return run_grid(all_specs, ds, root, fp, workers=workers, progress=progress, label=label)
 
     base_outcomes = grid(specs("baseline", (), config), "baseline")
     baseline = summarise("baseline", base_outcomes)
@@ -190,7 +188,7 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
         arms.append(compare(baseline, summarise(name, combo_outcomes)))
     lap("trials")
     result = DoctorResult(ds, config, audit, curves, curve_findings, probes, causes, baseline, arms,
-                          not_trialled, "", seconds, out, budget, seed_list, folds, reused)
+                          not_trialled, "", seconds, out, budget, seed_list, folds)
     result.headline = headline(result)
     return result
 
@@ -200,22 +198,21 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
     """Remedies to trial, taken from the top causes in turn, and why the others were not."""
     relevant = [c for c in causes if c.finding.severity.at_least(Severity.MEDIUM)]
     chosen: list[str] = []
-    not_trialled: dict[str, str] = {}
     for _ in range(plan.per_cause):
         for cause in relevant:
-            candidates = [r for r in cause.finding.remedies if r not in chosen]
-            usable = [r for r in candidates if trialable(r, config, hints)]
-            for r in candidates:
-                if r in NOT_TRIALLED:
-                    not_trialled[r] = NOT_TRIALLED[r]
-                elif r not in REMEDIES or not trialable(r, config, hints):
-                    not_trialled.setdefault(r, "does not apply to this config or data")
+            usable = [r for r in cause.finding.remedies if r not in chosen and trialable(r, config, hints)]
             if usable and len(chosen) < plan.max_remedies:
                 chosen.append(usable[0])
-    for c in relevant:
-        for r in c.finding.remedies:
-            if r not in chosen and r not in not_trialled:
-                not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
+    not_trialled: dict[str, str] = {}
+    for r in dict.fromkeys(r for c in relevant for r in c.finding.remedies):
+        if r in chosen:
+            continue
+        if r in NOT_TRIALLED:
+            not_trialled[r] = NOT_TRIALLED[r]
+        elif not trialable(r, config, hints):
+            not_trialled[r] = "does not apply to this config or data"
+        else:
+            not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
     return chosen, not_trialled
 
 
