@@ -59,13 +59,7 @@ def write_analysis_report(results: list[CurveResult], out_dir: Path | str) -> Pa
                                 "findings": [finding_view(f) for f in r.findings],
                                 "skipped": r.skipped, "plots": []}
         view["plots"].append(plots.curve_panel([curve_series(h)], r.summary.get("n_val")))
-        if h.per_image:
-            labels = h.val_index["label"].to_numpy()  # type: ignore[index]
-            correct = (h.val_probs >= 0.5) == labels.astype(bool)[None, :]  # type: ignore[operator]
-            view["plots"].append(plots.churn_heatmap(correct))
-            losses = per_image_losses(h.val_probs, labels)  # type: ignore[arg-type]
-            for col in (r.attribution or {}).get("by_column", {}):
-                view["plots"].append(plots.subgroup_loss(losses, h.val_index, col))  # type: ignore[arg-type]
+        view["plots"].extend(per_image_plots(r))
         view["top_images"] = (r.attribution or {}).get("top_images", [])[:15]
         runs.append(view)
     seeds = None
@@ -75,6 +69,18 @@ def write_analysis_report(results: list[CurveResult], out_dir: Path | str) -> Pa
     path = Path(out_dir) / "report.html"
     atomic_write_text(path, html)
     return path
+
+
+def per_image_plots(r: CurveResult) -> list[str]:
+    """The churn map and the val loss per subgroup of one run (none without per-image predictions)."""
+    h = r.history
+    if not h.per_image:
+        return []
+    labels = h.val_index["label"].to_numpy()  # type: ignore[index]
+    correct = (h.val_probs >= 0.5) == labels.astype(bool)[None, :]  # type: ignore[operator]
+    losses = per_image_losses(h.val_probs, labels)  # type: ignore[arg-type]
+    return [plots.churn_heatmap(correct), *[plots.subgroup_loss(losses, h.val_index, col)  # type: ignore[arg-type]
+                                           for col in (r.attribution or {}).get("by_column", {})]]
 
 
 def curve_series(h: History) -> dict[str, np.ndarray | None]:

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from steadyval import __version__
 from steadyval._io import atomic_write_json, atomic_write_text
-from steadyval.curves.measures import per_image_losses
 from steadyval.experiments.remedies import REMEDIES
 from steadyval.report import plots
-from steadyval.report.analysis import curve_series
+from steadyval.report.analysis import curve_series, per_image_plots
 from steadyval.report.html import MAX_THUMBS, audit_gallery, finding_view, template_env, thumbnailer
 
 if TYPE_CHECKING:
@@ -46,13 +45,7 @@ def render_doctor_report(r: DoctorResult) -> str:
     first = r.baseline_curves[0] if r.baseline_curves else None
     swings: list[dict[str, Any]] = []
     if first is not None and first.history.per_image:
-        h = first.history
-        labels = h.val_index["label"].to_numpy()  # type: ignore[index]
-        correct = (h.val_probs >= 0.5) == labels.astype(bool)[None, :]  # type: ignore[operator]
-        plots_base.append(plots.churn_heatmap(correct))
-        losses = per_image_losses(h.val_probs, labels)  # type: ignore[arg-type]
-        for col in (first.attribution or {}).get("by_column", {}):
-            plots_base.append(plots.subgroup_loss(losses, h.val_index, col))  # type: ignore[arg-type]
+        plots_base.extend(per_image_plots(first))
         top = (first.attribution or {}).get("top_images", [])[:MAX_THUMBS]
         if top:
             swings.append({"title": "The val images that drive the loss swings (baseline, first seed)",
