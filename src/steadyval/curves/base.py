@@ -58,13 +58,19 @@ class CurveContext:
         return np.diff(acc)
 
     @cached_property
+    def image_losses(self) -> np.ndarray | None:
+        """(E-1, n_val) per-image val losses from epoch 2 on, or None without per-image predictions."""
+        h = self.history
+        if not h.per_image:
+            return None
+        return m.per_image_losses(h.val_probs[1:], h.val_index["label"].to_numpy())  # type: ignore[index]
+
+    @cached_property
     def loss_changes(self) -> np.ndarray | None:
         """Signed val-loss change of each consecutive pair (aligned with loss_jump_pvalues)."""
-        h = self.history
-        if h.per_image:
-            labels = h.val_index["label"].to_numpy()  # type: ignore[index]
-            return np.diff(m.per_image_losses(h.val_probs[1:], labels).mean(axis=1))  # type: ignore[index]
-        v = h.column("val_loss")
+        if self.image_losses is not None:
+            return np.diff(self.image_losses.mean(axis=1))
+        v = self.history.column("val_loss")
         if v is None:
             return None
         v = v[1:][np.isfinite(v[1:])]
@@ -73,11 +79,9 @@ class CurveContext:
     @cached_property
     def loss_jump_pvalues(self) -> np.ndarray | None:
         """p-value of each consecutive-epoch val-loss change (paired on images, else approximate)."""
-        h = self.history
-        if h.per_image:
-            labels = h.val_index["label"].to_numpy()  # type: ignore[index]
-            return m.paired_loss_pvalues(m.per_image_losses(h.val_probs[1:], labels))  # type: ignore[index]
-        val_loss = h.column("val_loss")
+        if self.image_losses is not None:
+            return m.paired_loss_pvalues(self.image_losses)
+        val_loss = self.history.column("val_loss")
         if val_loss is None or not self.n_val:
             return None
         v = val_loss[1:][np.isfinite(val_loss[1:])]
