@@ -43,8 +43,10 @@ def test_equal_scores_put_leakage_before_model_causes():
 
 
 def test_imbalance_that_starves_the_val_set_ranks_above_the_small_val_set():
-    small = f("split.small_validation", "high", n_val=100, n_val_positive=7, n_val_negative=93)
+    small = f("split.small_validation", "high", n_val=100, n_val_positive=7, n_val_negative=93,
+              limited_by_minority=True)
     causes = rank_causes([small, f("data.class_imbalance", "high")], [], [])
     assert causes[0].id == "data.class_imbalance" and "explains" in causes[0].reason
-    tiny = f("split.small_validation", "high", n_val=30, n_val_positive=14, n_val_negative=16)
+    tiny = f("split.small_validation", "high", n_val=30, n_val_positive=14, n_val_negative=16,
+             limited_by_minority=False)
     assert rank_causes([tiny, f("data.class_imbalance", "high")], [], [])[0].id == "split.small_validation"

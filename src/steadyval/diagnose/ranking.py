@@ -120,8 +120,8 @@ def rank_causes(audit: Sequence[Finding], curves: Sequence[Finding], probes: Seq
 def _explains(causes: list[Cause]) -> None:
     """A cause that explains another ranks above it (a quarter point).
 
-    Class imbalance explains a small validation set when the val set is not small overall
-    (>= 200 images) or its minority class is under a fifth of it.
+    Class imbalance explains a small validation set when the small-validation check says its
+    minority class, not its size, is what makes it too small.
     """
     imbalance = next((c for c in causes if c.id == "data.class_imbalance"), None)
     small = next((c for c in causes if c.id == "split.small_validation"), None)
@@ -129,7 +129,7 @@ def _explains(causes: list[Cause]) -> None:
         return
     ev = small.finding.evidence
     n_min = min(ev.get("n_val_positive", 0), ev.get("n_val_negative", 0))
-    if ev.get("n_val", 0) >= 200 or n_min < 0.2 * ev.get("n_val", 0):
+    if ev.get("limited_by_minority"):
         imbalance.score += 0.25
         imbalance.reason += f"; explains split.small_validation (the val set has only {n_min} minority images)"
 

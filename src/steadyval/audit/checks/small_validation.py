@@ -31,14 +31,12 @@ class SmallValidation(Check):
         evidence = {"n_val": n, "n_val_positive": n_pos, "n_val_negative": n - n_pos,
                     "points_per_image": 100 * per_image, "accuracy_se_at_85pct": 100 * se,
                     "smallest_resolvable_change_points": 100 * resolvable}
-        if n < 50 or n_min < 10:
-            severity = Severity.HIGH
-        elif n < 200 or n_min < 30:
-            severity = Severity.MEDIUM
-        elif n < 500:
-            severity = Severity.LOW
-        else:
+        by_size = _severity(n < 50, n < 200, n < 500)
+        severity = _severity(n < 50 or n_min < 10, n < 200 or n_min < 30, n < 500)
+        if severity is None:
             return []
+        # The smaller class, not the val set's size, is what makes it too small (class imbalance).
+        evidence["limited_by_minority"] = by_size is None or severity.rank < by_size.rank
         return [self.finding(
             severity, f"Validation set of {n} images is too small to trust epoch-to-epoch changes",
             f"Each val image is worth {100 * per_image:.2f} accuracy points; at 85 % accuracy the "
@@ -47,3 +45,7 @@ class SmallValidation(Check):
             f"{n_min} val images. Use k-fold cross-validation or a larger val set.",
             evidence,
         )]
+
+
+def _severity(high: bool, medium: bool, low: bool) -> Severity | None:
+    return Severity.HIGH if high else Severity.MEDIUM if medium else Severity.LOW if low else None
