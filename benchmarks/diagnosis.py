@@ -9,8 +9,14 @@ clean twins.
 
 Targets: the planted cause first in >= 90 % of fault scenarios; no high finding on a twin.
 
+A setting that is a textbook fault but measured harmless on this data is not counted as a
+fault: its scenario checks that the doctor does not call it a cause (at most ``low``).
+BatchNorm at batch 2 is one: on these images a resnet18 at batch 2 trains to a lower val
+loss than at batch 32 (0.03-0.13 against 0.21-0.54 at 32 px) and re-estimating its running
+statistics moves val loss by 0.2-1.0x its sampling error, even at momentum 0.9 or 1.0.
+
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
-    python benchmarks/diagnosis.py --quick     # 32 px, 500 images, fewer epochs (~10 min)
+    python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
     python benchmarks/diagnosis.py --only site_shift,lr_too_high
 """
 
@@ -44,6 +50,7 @@ class Scenario:
     spec: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     real: str = ""  # a builder name for ../shared/data scenarios
+    harmless: str = ""  # a finding id that must stay at most low (a setting measured harmless here)
 
 
 SCENARIOS = [
@@ -59,8 +66,8 @@ SCENARIOS = [
                                               "site_prevalence": {"scanner_a": 0.9, "scanner_b": 0.1}}),
     Scenario("lr_too_high", ("optim.lr_too_high",), {}, {"optimizer": "sgd", "lr": 0.5}),
     Scenario("bad_init", ("model.bad_init",), {}, {"init": "normal_large"}),
-    Scenario("batchnorm_small_batch", ("model.batchnorm_small_batch",), {"n_train": 200, "n_val": 100},
-             {"model": "resnet18", "batch_size": 2, "width": 0.25}),
+    Scenario("batchnorm_small_batch", (), {"n_train": 200, "n_val": 200},
+             {"model": "resnet18", "batch_size": 2, "width": 0.25}, harmless="model.batchnorm_small_batch"),
     Scenario("overfitting", ("model.overfitting", "model.overcapacity"), {"n_train": 120, "n_val": 200},
              {"model": "small_cnn", "width": 4, "dropout": 0.0, "epochs_factor": 3}),
     Scenario("clean", ()),
@@ -104,12 +111,12 @@ def build_real(name: str, tmp: Path) -> tuple[Path, str | None] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="32 px, 500 images, fewer epochs")
+    parser.add_argument("--quick", action="store_true", help="32 px, 600 images, fewer epochs")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="keep the doctor outputs here")
     args = parser.parse_args()
-    size, n_train, n_val, epochs = (32, 400, 100, 10) if args.quick else (64, 800, 200, 15)
+    size, n_train, n_val, epochs = (32, 400, 200, 10) if args.quick else (64, 800, 200, 15)
     only = set(filter(None, args.only.split(",")))
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -138,9 +145,14 @@ def main() -> None:
             seconds = time.perf_counter() - start
             top = r.causes[0].id if r.causes else "-"
             highs = sorted({f.id for f in r.findings if f.severity == Severity.HIGH})
-            ok = (top in sc.expected) if sc.expected else not highs
+            if sc.harmless:
+                called = [f for f in r.findings if f.id == sc.harmless and f.severity.at_least(Severity.MEDIUM)]
+                ok, kind = not called and not highs, f"harmless: {sc.harmless} <= low"
+            else:
+                ok = (top in sc.expected) if sc.expected else not highs
+                kind = "/".join(sc.expected) or "(clean: no high)"
             helps = [a.arm for a in r.arms if a.verdict == "helps"]
-            rows.append({"scenario": sc.name, "expected": "/".join(sc.expected) or "(clean: no high)",
+            rows.append({"scenario": sc.name, "expected": kind,
                          "reported top cause": top, "ok": ok, "high findings": ",".join(highs) or "-",
                          "helps": ",".join(helps) or "-", "seconds": round(seconds)})
             print(f"{sc.name:24s} {'OK ' if ok else 'MISS'} top={top:30s} highs={highs} helps={helps} "
@@ -148,11 +160,13 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print()
     print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
-    faults = table[table["expected"] != "(clean: no high)"]
+    faults = table[~table["expected"].str.startswith(("(clean", "harmless"))]
     clean = table[table["expected"] == "(clean: no high)"]
+    harmless = table[table["expected"].str.startswith("harmless")]
     print(f"\nplanted cause ranked first: {faults['ok'].sum()}/{len(faults)} "
           f"({faults['ok'].mean():.0%}; target >= 90 %)")
     print(f"clean twins without a high finding: {clean['ok'].sum()}/{len(clean)} (target: all)")
+    print(f"harmless settings not called a cause: {harmless['ok'].sum()}/{len(harmless)}")
 
 
 def _has_tabulate() -> bool:

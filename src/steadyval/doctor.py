@@ -168,7 +168,10 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     curve_findings = merge_seeds([c.findings for c in curves])
     lap("analyze")
     say(f"baseline: {len(base_outcomes)} run(s); curves: {len(curve_findings)} finding(s)")
-    probes = probe(ds, config, progress=progress)
+    # Trained baselines let the probes measure behaviour, not only setup; with folds each seed
+    # trained on another split, so the probes go without.
+    trained = [] if folds else [w for o in base_outcomes if (w := Path(o.run_dir) / "last.pt").exists()]
+    probes = probe(ds, config, progress=progress, trained=trained)
     lap("probes")
     causes = rank_causes(audit.findings, curve_findings, probes.findings)
     hints = _hints(ds, audit, probes)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -17,11 +19,16 @@ from steadyval.train.trainer import Tensors, _optimizer, prepare_tensors, resolv
 
 
 class ProbeContext:
-    """The dataset and config under test, with the training tensors prepared once."""
+    """The dataset and config under test, with the training tensors prepared once.
 
-    def __init__(self, dataset: Dataset, config: TrainConfig) -> None:
+    ``trained`` are weight files of models already trained with this config on this split
+    (the doctor's baseline seeds), for probes that measure a trained model's behaviour.
+    """
+
+    def __init__(self, dataset: Dataset, config: TrainConfig, trained: Sequence[Path] = ()) -> None:
         self.dataset = dataset
         self.config = config
+        self.trained = tuple(trained)
         self.device = resolve_device(config.device)
 
     @cached_property
@@ -38,6 +45,12 @@ class ProbeContext:
         """The config's optimiser for ``model`` (optionally at another learning rate)."""
         cfg = self.config if lr is None else self.config.model_copy(update={"lr": lr})
         return _optimizer(model, cfg)
+
+    def trained_model(self, weights: Path) -> nn.Module:
+        """The config's model with the weights in ``weights`` loaded."""
+        model = self.model()
+        model.load_state_dict(torch.load(weights, map_location=self.device, weights_only=True))
+        return model
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised images and labels of training rows ``idx``."""
@@ -63,8 +76,9 @@ class ProbeResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_probes(dataset: Dataset, config: TrainConfig, probes: list[Probe], progress: bool = False) -> ProbeResult:
+def run_probes(dataset: Dataset, config: TrainConfig, probes: list[Probe], progress: bool = False,
+               trained: Sequence[Path] = ()) -> ProbeResult:
     """Run ``probes``; one that raises becomes a ``check.failed`` info finding."""
-    findings, skipped, seconds = run_isolated(probes, ProbeContext(dataset, config), label="probing",
+    findings, skipped, seconds = run_isolated(probes, ProbeContext(dataset, config, trained), label="probing",
                                               progress=progress, key=lambda p: type(p).__name__)
     return ProbeResult(findings, skipped, seconds)
