@@ -129,3 +129,16 @@ def test_headline_joins_a_calmer_curve_and_a_higher_auroc(doctored):
                                   "final_auroc": Interval(0.3, (0.2, 0.4), 3)})
     text = headline(replace(r, arms=[both]))
     assert f"Remedy {best.arm} cut churn" in text and "by 50% [30%, 70%] and raised val AUROC by 0.300" in text
+
+
+def test_headline_leads_with_the_cause_when_the_curve_is_calm(doctored):
+    from dataclasses import replace
+
+    from steadyval.doctor import headline
+
+    r = doctored(SITE_SHIFT, epochs=15)
+    calm = replace(r, curve_findings=[f for f in r.curve_findings if f.id != "curves.volatile"])
+    assert not calm.unstable
+    text = headline(calm)
+    assert text.startswith(f"Main problem: {r.causes[0].finding.title} ({r.causes[0].id})")
+    assert "Validation is stable" not in text

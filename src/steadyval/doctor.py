@@ -239,17 +239,23 @@ def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult) -> Hints:
 def headline(r: DoctorResult) -> str:
     """The answer first: what makes validation unstable, and which remedy is proven to help."""
     top = [c for c in r.causes if c.finding.severity.at_least(Severity.MEDIUM)]
+    within_noise = any(f.id == "curves.noise_floor" for f in r.curve_findings)
+    named = ""
+    if top:
+        named = f"{top[0].finding.title} ({top[0].id})"
+        if len(top) > 1:
+            named += f"; next: {top[1].finding.title} ({top[1].id})"
     if r.unstable:
-        first = "Validation is unstable beyond noise"
-    elif any(f.id == "curves.noise_floor" for f in r.curve_findings):
+        first = "Validation is unstable beyond noise" + (f". Most likely cause: {named}" if named else "")
+    elif named:
+        # The curve is calm, so the answer leads with the problem, not with "stable".
+        first = (f"Main problem: {named}. The val curve itself "
+                 + ("jumps only as much as the val-set size explains" if within_noise
+                    else "is stable epoch to epoch"))
+    elif within_noise:
         first = "The validation curve's jumps are within what the val-set size explains"
     else:
         first = "Validation is stable"
-    if top:
-        cause = top[0]
-        first += f". Most likely cause: {cause.finding.title} ({cause.id})"
-        if len(top) > 1:
-            first += f"; next: {top[1].finding.title} ({top[1].id})"
     first += "."
     best = best_arm(r.arms)
     if best is not None:
