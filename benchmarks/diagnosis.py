@@ -36,6 +36,7 @@ from steadyval.config import TrainConfig
 from steadyval.data import load_dataset
 from steadyval.doctor import doctor
 from steadyval.findings import Severity
+from steadyval.report.doctor import write_doctor_outputs
 from steadyval.synthetic import DISTINCT_SITES, SyntheticSpec, generate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -66,9 +67,14 @@ SCENARIOS = [
                                               "site_prevalence": {"scanner_a": 0.9, "scanner_b": 0.1}}),
     Scenario("lr_too_high", ("optim.lr_too_high",), {}, {"optimizer": "sgd", "lr": 0.5}),
     Scenario("bad_init", ("model.bad_init",), {}, {"init": "normal_large"}),
+    # SGD at a learning rate that trains well at batch 32 (and at 8), run at batch 2.
+    Scenario("batch_too_small", ("optim.batch_too_small",), {}, {"optimizer": "sgd", "lr": 0.01, "batch_size": 2}),
     Scenario("batchnorm_small_batch", (), {"n_train": 200, "n_val": 200},
              {"model": "resnet18", "batch_size": 2, "width": 0.25}, harmless="model.batchnorm_small_batch"),
-    Scenario("overfitting", ("model.overfitting", "model.overcapacity"), {"n_train": 120, "n_val": 200},
+    # A weak lesion on 120 training images: the wide model memorises them and val loss turns up
+    # (at the default strength val loss still fell at epoch 30: nothing was planted).
+    Scenario("overfitting", ("model.overfitting", "model.overcapacity"),
+             {"n_train": 120, "n_val": 200, "lesion_strength": 0.2},
              {"model": "small_cnn", "width": 4, "dropout": 0.0, "epochs_factor": 3}),
     Scenario("clean", ()),
     Scenario("clean_sites", (), {"sites": DISTINCT_SITES}),
@@ -142,6 +148,8 @@ def main() -> None:
             start = time.perf_counter()
             ds = load_dataset(data, image_size=size, group=group, cache_dir=tmp / "cache")
             r = doctor(ds, out_root / sc.name, config=config, seeds=args.seeds)
+            if args.out:
+                write_doctor_outputs(r)
             seconds = time.perf_counter() - start
             top = r.causes[0].id if r.causes else "-"
             highs = sorted({f.id for f in r.findings if f.severity == Severity.HIGH})

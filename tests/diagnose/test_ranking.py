@@ -50,3 +50,13 @@ def test_imbalance_that_starves_the_val_set_ranks_above_the_small_val_set():
     tiny = f("split.small_validation", "high", n_val=30, n_val_positive=14, n_val_negative=16,
              limited_by_minority=False)
     assert rank_causes([tiny, f("data.class_imbalance", "high")], [], [])[0].id == "split.small_validation"
+
+
+def test_a_batch_too_small_for_the_lr_ranks_above_the_lr():
+    lr = f("optim.lr_too_high", "high", lr=0.01)
+    proven = f("optim.batch_too_small", "high", fit_seeds=3, larger_batch_wins=3, larger_batch=8)
+    causes = rank_causes([], [], [lr, proven])
+    assert causes[0].id == "optim.batch_too_small" and "explains optim.lr_too_high" in causes[0].reason
+    # Without the same LR training better at the larger batch in every seed, the LR comes first.
+    unproven = f("optim.batch_too_small", "high", fit_seeds=3, larger_batch_wins=2, larger_batch=8)
+    assert rank_causes([], [], [lr, unproven])[0].id == "optim.lr_too_high"

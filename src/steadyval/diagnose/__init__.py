@@ -1,4 +1,4 @@
-"""Diagnose: probes (LR range test, init check, BatchNorm check, capacity) -> findings."""
+"""Diagnose: probes (LR range test, gradient noise scale, init check, BatchNorm check, capacity) -> findings."""
 
 from __future__ import annotations
 

@@ -121,17 +121,25 @@ def _explains(causes: list[Cause]) -> None:
     """A cause that explains another ranks above it (a quarter point).
 
     Class imbalance explains a small validation set when the small-validation check says its
-    minority class, not its size, is what makes it too small.
+    minority class, not its size, is what makes it too small. A batch too small explains a
+    learning rate too high when the same learning rate trained better at a larger batch in
+    every seed of the noise-scale probe: the LR is too high only for this batch.
     """
-    imbalance = next((c for c in causes if c.id == "data.class_imbalance"), None)
-    small = next((c for c in causes if c.id == "split.small_validation"), None)
-    if imbalance is None or small is None:
-        return
-    ev = small.finding.evidence
-    n_min = min(ev.get("n_val_positive", 0), ev.get("n_val_negative", 0))
-    if ev.get("limited_by_minority"):
-        imbalance.score += 0.25
-        imbalance.reason += f"; explains split.small_validation (the val set has only {n_min} minority images)"
+    by_id = {c.id: c for c in causes}
+    imbalance, small = by_id.get("data.class_imbalance"), by_id.get("split.small_validation")
+    if imbalance is not None and small is not None:
+        ev = small.finding.evidence
+        n_min = min(ev.get("n_val_positive", 0), ev.get("n_val_negative", 0))
+        if ev.get("limited_by_minority"):
+            imbalance.score += 0.25
+            imbalance.reason += f"; explains split.small_validation (the val set has only {n_min} minority images)"
+    batch, lr = by_id.get("optim.batch_too_small"), by_id.get("optim.lr_too_high")
+    if batch is not None and lr is not None:
+        ev = batch.finding.evidence
+        if ev.get("fit_seeds") and ev.get("larger_batch_wins") == ev["fit_seeds"]:
+            batch.score += 0.25
+            batch.reason += (f"; explains optim.lr_too_high (the same learning rate trained better at batch "
+                             f"{ev.get('larger_batch')} in every seed)")
 
 
 def _corroborate(causes: list[Cause]) -> list[Cause]:

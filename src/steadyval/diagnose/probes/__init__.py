@@ -2,9 +2,10 @@
 
 from steadyval.diagnose.probes.batchnorm_check import BatchNormCheck
 from steadyval.diagnose.probes.capacity import Capacity
+from steadyval.diagnose.probes.gradient_noise_scale import GradientNoiseScale
 from steadyval.diagnose.probes.init_check import InitCheck
 from steadyval.diagnose.probes.lr_range_test import LrRangeTest
 
-ALL_PROBES = (Capacity, InitCheck, BatchNormCheck, LrRangeTest)
+ALL_PROBES = (Capacity, InitCheck, BatchNormCheck, LrRangeTest, GradientNoiseScale)
 
 __all__ = [p.__name__ for p in ALL_PROBES] + ["ALL_PROBES"]

@@ -7,8 +7,11 @@ After each step the loss is measured on one fixed batch of ``EVAL_BATCH`` traini
 step), smoothed (EMA, beta 0.9, bias-corrected), and the median over seeds taken.
 ``lr_min`` is the LR of the lowest median loss before divergence (loss > 4x its minimum);
 the valley end is the largest LR whose loss is within 10 % of the drop from the start.
-The suggested range is [lr_min / 100, lr_min / 10] ('a decade below the minimum'); the
-configured LR is too high above valley_end / 3 (medium) and at or above valley_end (high).
+The suggested range is [lr_min / 100, lr_min / 10] ('a decade below the minimum'). The
+configured LR is too high at or above valley_end (high: the loss climbs there) and at or
+above lr_min (medium: past the lowest loss). Between valley_end / 3 and lr_min it is near
+the edge (low): still on the falling side of the valley, where Adam at 1e-3 sat in two
+synthetic scenarios (0.5-0.6x lr_min) whose lower-LR trials then trained worse.
 """
 
 from __future__ import annotations
@@ -94,13 +97,15 @@ class LrRangeTest(Probe):
         lr = ctx.config.lr
         evidence = {"lr": lr, "lr_at_min_loss": lr_min, "lr_valley_end": ref, "suggested_range": [low, high],
                     "rule": "median of smoothed range tests; suggested = [lr_min/100, lr_min/10]; "
-                            "too high above valley_end/3 (medium), at or above valley_end (high)",
+                            "near the edge above valley_end/3 (low), past lr_min (medium), "
+                            "at or above valley_end (high)",
                     "seeds": SEEDS, "steps": STEPS}
         if lr <= ref / 3:
             return []
-        severity = Severity.HIGH if lr >= ref else Severity.MEDIUM
+        severity = Severity.HIGH if lr >= ref else Severity.MEDIUM if lr >= lr_min else Severity.LOW
         return [self.finding(
-            severity, f"Learning rate {lr:g} is above the stable range (~{low:.1g}-{high:.1g})",
+            severity, f"Learning rate {lr:g} is "
+            + ("near the edge of" if severity == Severity.LOW else "above") + f" the stable range (~{low:.1g}-{high:.1g})",
             f"An LR range test ({SEEDS} seeds, smoothed) reaches its lowest loss at LR {lr_min:.2g}; "
             f"training is stable about a decade below that, {low:.1g} to {high:.1g}. The configured "
             f"{lr:g} is {lr / high:.0f}x the top of that range and {lr / lr_min:.1f}x the LR of the lowest loss"
