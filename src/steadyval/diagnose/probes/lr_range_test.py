@@ -104,8 +104,8 @@ class LrRangeTest(Probe):
             return []
         severity = Severity.HIGH if lr >= ref else Severity.MEDIUM if lr >= lr_min else Severity.LOW
         return [self.finding(
-            severity, f"Learning rate {lr:g} is "
-            + ("near the edge of" if severity == Severity.LOW else "above") + f" the stable range (~{low:.1g}-{high:.1g})",
+            severity, f"Learning rate {lr:g} is " + ("near the edge of" if severity == Severity.LOW else "above")
+            + f" the stable range (~{low:.1g}-{high:.1g})",
             f"An LR range test ({SEEDS} seeds, smoothed) reaches its lowest loss at LR {lr_min:.2g}; "
             f"training is stable about a decade below that, {low:.1g} to {high:.1g}. The configured "
             f"{lr:g} is {lr / high:.0f}x the top of that range and {lr / lr_min:.1f}x the LR of the lowest loss"
