@@ -173,7 +173,7 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     trained = [] if folds else [w for o in base_outcomes if (w := Path(o.run_dir) / "last.pt").exists()]
     probes = probe(ds, config, progress=progress, trained=trained)
     lap("probes")
-    causes = rank_causes(audit.findings, curve_findings, probes.findings)
+    causes = rank_causes(audit.findings, curve_findings, probes.findings, seeds=len(curves))
     hints = _hints(ds, audit, probes)
     chosen, not_trialled = choose_remedies(causes, config, hints, plan)
     lap("diagnosis")

@@ -54,9 +54,24 @@ def test_imbalance_that_starves_the_val_set_ranks_above_the_small_val_set():
 
 def test_a_batch_too_small_for_the_lr_ranks_above_the_lr():
     lr = f("optim.lr_too_high", "high", lr=0.01)
-    proven = f("optim.batch_too_small", "high", fit_seeds=3, larger_batch_wins=3, larger_batch=8)
+    proven = f("optim.batch_too_small", "high", stalls_at_batch=True, larger_batch=8, batch_size=2)
     causes = rank_causes([], [], [lr, proven])
     assert causes[0].id == "optim.batch_too_small" and "explains optim.lr_too_high" in causes[0].reason
-    # Without the same LR training better at the larger batch in every seed, the LR comes first.
-    unproven = f("optim.batch_too_small", "high", fit_seeds=3, larger_batch_wins=2, larger_batch=8)
+    # When the larger batch does not rescue a stalled run, the LR comes first.
+    unproven = f("optim.batch_too_small", "high", fit_seeds=3, larger_batch_wins=3, stalls_at_batch=False)
     assert rank_causes([], [], [lr, unproven])[0].id == "optim.lr_too_high"
+
+
+def test_a_probe_the_baseline_curves_contradict_is_lowered():
+    probe = f("optim.lr_too_high", "high", lr=0.001)
+    overfit = f("model.overfitting", "medium", seeds_reporting=3, seeds=3)
+    causes = rank_causes([], [overfit], [probe], seeds=3)
+    assert causes[0].id == "model.overfitting"
+    lowered = next(c for c in causes if c.id == "optim.lr_too_high")
+    assert lowered.finding.severity == Severity.MEDIUM and "not seen in the train curves" in lowered.reason
+    # The same probe finding, with the LR signature in the baseline's own train loss, stays high.
+    signature = f("optim.lr_too_high", "medium", seeds_reporting=3, seeds=3)
+    confirmed = rank_causes([], [overfit, signature], [probe], seeds=3)
+    assert confirmed[0].id == "optim.lr_too_high" and confirmed[0].finding.severity == Severity.HIGH
+    # Without baseline curves there is nothing to contradict it.
+    assert rank_causes([], [], [probe])[0].finding.severity == Severity.HIGH

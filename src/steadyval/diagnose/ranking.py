@@ -2,7 +2,9 @@
 
 A cause's score is its severity (high 3, medium 2, low 1, info 0) plus up to one point of
 evidence strength: half a point for how many baseline seeds reproduce a curve finding (an
-audit or probe finding is deterministic and gets the full half), and half a point when the
+audit or probe finding is deterministic and gets the full half, except a probe whose fault
+shows in the train curves: it gets the share of baseline seeds that show it, and drops one
+severity level when none does), and half a point when the
 val-loss swings are attributed to the very column the finding names (e.g. the scanner of a
 site shift drives the swings). A cause reported by several stages (the LR signature in the
 curves and the range-test probe) is listed once, with a quarter point per other stage that
@@ -34,6 +36,11 @@ PRIORITY = (
     "data.unreadable",
 )
 _ORDER = {fid: i for i, fid in enumerate(PRIORITY)}
+# Probe findings whose fault has its own signature in the train curves (the curve check of
+# the same id): the baseline seeds confirm or contradict them. Measured: an LR range test
+# called Adam at 1e-3 high on a wide CNN whose train loss then fell smoothly in every seed
+# to 0.02, and whose lower-LR trial did not help.
+OBSERVABLE_IN_CURVES = {"optim.lr_too_high"}
 _SEVERITY_ORDER = list(Severity)
 
 
@@ -87,22 +94,36 @@ def merge_seeds(per_seed: Sequence[Sequence[Finding]]) -> list[Finding]:
     return sorted(merged, key=lambda f: f.severity.rank)
 
 
-def rank_causes(audit: Sequence[Finding], curves: Sequence[Finding], probes: Sequence[Finding]) -> list[Cause]:
-    """Every cause, best-supported first, each with the reason for its rank."""
+def rank_causes(audit: Sequence[Finding], curves: Sequence[Finding], probes: Sequence[Finding],
+                seeds: int = 0) -> list[Cause]:
+    """Every cause, best-supported first, each with the reason for its rank.
+
+    ``seeds``: how many baseline runs the curve findings were merged from (0: no curves).
+    """
     driver = _swing_driver(curves)
+    in_curves = {f.id: f for f in curves}
     causes: list[Cause] = []
     for source, findings in (("audit", audit), ("curves", curves), ("probes", probes)):
         for f in findings:
             if f.id in NOT_CAUSES:
                 continue
-            points = SEVERITY_POINTS[f.severity]
             parts = [f"{f.severity.value} in the {source if source != 'probes' else 'probe'}"
                      + (" checks" if source == "audit" else "")]
             if source == "curves" and f.evidence.get("seeds"):
                 agree = f.evidence["seeds_reporting"] / f.evidence["seeds"]
                 parts.append(f"{f.evidence['seeds_reporting']}/{f.evidence['seeds']} baseline seeds")
+            elif source == "probes" and seeds and f.id in OBSERVABLE_IN_CURVES:
+                # A probe predicts what training will show; the baseline's own runs show it or not.
+                seen = in_curves.get(f.id)
+                reporting = int(seen.evidence.get("seeds_reporting", 0)) if seen is not None else 0
+                agree = reporting / seeds
+                if reporting == 0 and f.severity in (Severity.HIGH, Severity.MEDIUM):
+                    f = replace(f, severity=_SEVERITY_ORDER[f.severity.rank + 1])
+                    parts.append(f"lowered to {f.severity.value}: not seen in the train curves of any of the "
+                                 f"{seeds} baseline seeds")
             else:
                 agree = 1.0
+            points = SEVERITY_POINTS[f.severity]
             drives = driver is not None and _names_column(f, driver[0])
             if drives:
                 assert driver is not None
@@ -122,8 +143,8 @@ def _explains(causes: list[Cause]) -> None:
 
     Class imbalance explains a small validation set when the small-validation check says its
     minority class, not its size, is what makes it too small. A batch too small explains a
-    learning rate too high when the same learning rate trained better at a larger batch in
-    every seed of the noise-scale probe: the LR is too high only for this batch.
+    learning rate too high when the noise-scale probe saw the same learning rate train at a
+    larger batch and stall at the configured one: the LR is too high only for this batch.
     """
     by_id = {c.id: c for c in causes}
     imbalance, small = by_id.get("data.class_imbalance"), by_id.get("split.small_validation")
@@ -136,10 +157,10 @@ def _explains(causes: list[Cause]) -> None:
     batch, lr = by_id.get("optim.batch_too_small"), by_id.get("optim.lr_too_high")
     if batch is not None and lr is not None:
         ev = batch.finding.evidence
-        if ev.get("fit_seeds") and ev.get("larger_batch_wins") == ev["fit_seeds"]:
+        if ev.get("stalls_at_batch"):
             batch.score += 0.25
-            batch.reason += (f"; explains optim.lr_too_high (the same learning rate trained better at batch "
-                             f"{ev.get('larger_batch')} in every seed)")
+            batch.reason += (f"; explains optim.lr_too_high (the same learning rate trains at batch "
+                             f"{ev.get('larger_batch')} and stalls at {ev.get('batch_size')})")
 
 
 def _corroborate(causes: list[Cause]) -> list[Cause]:
