@@ -142,3 +142,20 @@ def test_headline_leads_with_the_cause_when_the_curve_is_calm(doctored):
     text = headline(calm)
     assert text.startswith(f"Main problem: {r.causes[0].finding.title} ({r.causes[0].id})")
     assert "Validation is stable" not in text
+
+
+def test_the_fast_budget_takes_remedies_breadth_first_up_to_its_size():
+    from steadyval.diagnose.ranking import rank_causes
+    from steadyval.doctor import BUDGETS, choose_remedies
+    from steadyval.experiments.remedies import Hints
+    from steadyval.findings import Finding
+
+    overfit = Finding("model.overfitting", Severity.MEDIUM, "", "", {},
+                      remedies=["stop.early", "reg.weight_decay", "reg.dropout", "aug.geometric"])
+    lr = Finding("optim.lr_too_high", Severity.MEDIUM, "", "", {}, remedies=["optim.lower_lr", "optim.schedule"])
+    causes = rank_causes([], [overfit], [lr])
+    chosen, skipped = choose_remedies(causes, TrainConfig(), Hints(n_train=400), BUDGETS["fast"])
+    first, second = causes[0].finding.remedies, causes[1].finding.remedies
+    assert chosen == [first[0], second[0], first[1], second[1]]
+    assert "over the 4-remedy budget" in skipped["aug.geometric"]
+    assert skipped["reg.dropout"] == "does not apply to this config or data"  # cnn_dropout has it

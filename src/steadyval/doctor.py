@@ -44,7 +44,8 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "fast": Budget(max_remedies=4, per_cause=1, combination=True),
+    # Breadth first: one remedy from each cause, then a second from each, up to the budget.
+    "fast": Budget(max_remedies=4, per_cause=2, combination=True),
     "thorough": Budget(max_remedies=8, per_cause=3, combination=True, combine=3),
 }
 
@@ -214,8 +215,11 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
             not_trialled[r] = NOT_TRIALLED[r]
         elif not trialable(r, config, hints):
             not_trialled[r] = "does not apply to this config or data"
-        else:
+        elif len(chosen) >= plan.max_remedies:
             not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
+        else:
+            not_trialled[r] = (f"the budget takes at most {plan.per_cause} remedies from one cause "
+                               "(use --budget thorough)")
     return chosen, not_trialled
 
 
