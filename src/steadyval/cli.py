@@ -221,7 +221,7 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="key=value override, repeatable (e.g. --set lr=0.01 --set model=small_cnn).")]
 WorkersOpt = Annotated[int | None, typer.Option(
-    "--workers", help="Trials trained in parallel (default: one per core, one thread each).")]
+    "--workers", help="Trials trained in parallel (default: one per two cores).")]
 
 
 @app.command()

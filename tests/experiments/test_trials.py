@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from steadyval.config import TrainConfig
 from steadyval.data.split import fold_masks
@@ -66,3 +67,16 @@ def test_an_unfinished_trial_is_trained_again(small, tmp_path):
     (partial / "run" / "metrics.csv").write_text("epoch,loss\n0,1\n")  # killed mid-run
     out = trials_mod.run_trial(spec, small, tmp_path, fp)
     assert not out.reused and out.measures["epochs_run"] == 5
+
+
+def test_worker_processes_give_the_in_process_results(small, tmp_path):
+    from steadyval.experiments.runner import run_grid
+
+    fp = fingerprint(small)
+    specs = [TrialSpec("baseline", (), FAST.model_copy(update={"seed": s, "epochs": 4})) for s in (0, 1)]
+    inline = run_grid(specs, small, tmp_path / "inline", fp, workers=1)
+    pooled = run_grid(specs, small, tmp_path / "pooled", fp, workers=2)
+    # Same seeds, same trials; one thread per worker instead of two sums in another order.
+    for a, b in zip(pooled, inline, strict=True):
+        assert a.measures == pytest.approx(b.measures, rel=0.02, abs=1e-3)
+    assert [o.seed for o in pooled] == [0, 1] and not any(o.reused for o in pooled)
