@@ -43,7 +43,11 @@ def _small_cnn(config: TrainConfig, in_channels: int) -> nn.Sequential:
         layers.append(nn.Conv2d(channels, out, 3, bias=not config.batchnorm))
         if config.batchnorm:
             layers.append(nn.BatchNorm2d(out))
-        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        # Pool, then ReLU: the same function and gradient as Keras's Conv(relu) -> MaxPool
+        # (max and ReLU commute exactly, ReLU being monotone), with the ReLU and its backward
+        # on a quarter of the values. Measured 1.2x per training step at 64 px here (CPU time,
+        # six alternating pairs); parameter names are unchanged (neither has weights).
+        layers += [nn.MaxPool2d(2), nn.ReLU(inplace=True)]
         channels, size = out, (size - 2) // 2
     layers.append(nn.Flatten())
     if dropout > 0:
