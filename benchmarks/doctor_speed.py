@@ -56,7 +56,7 @@ def main() -> None:
     train_wall = result.seconds.get("baseline", 0) + result.seconds.get("trials", 0)
     print(f"  wall time per training inside the doctor: {train_wall / max(1, len(trials)):.1f} s; "
           f"one training alone, same config, this session: {one:.1f} s "
-          f"(parallel workers give {one / (train_wall / max(1, len(trials))):.2f}x)")
+          f"(the trial grid runs at {one / (train_wall / max(1, len(trials))):.2f}x of that)")
     print(f"  verdict: {result.headline}")
 
 
