@@ -44,3 +44,9 @@ def test_noise_is_no_effect():
 def test_auroc_loss_hurts_even_when_calmer():
     arm = compare(BASE, summarise("model.smaller", outcomes("model.smaller", [0.10, 0.11, 0.10], [0.80, 0.81, 0.79])))
     assert arm.verdict == "hurts"
+
+
+def test_more_churn_at_the_same_auroc_hurts():
+    arm = compare(BASE, summarise("loss.class_weights", outcomes("loss.class_weights", [0.30, 0.41, 0.34],
+                                                                 [0.90, 0.91, 0.89], [0.50, 0.62, 0.55])))
+    assert arm.verdict == "hurts" and arm.reason.startswith("churn rose by")
