@@ -57,21 +57,32 @@ def _small_cnn(config: TrainConfig, in_channels: int) -> nn.Sequential:
 
 
 class MaskDropout(nn.Module):
-    """Inverted dropout, as nn.Dropout, with the mask drawn as ``rand > p``.
+    """Inverted dropout, as nn.Dropout, with the keep mask drawn from 16-bit random integers.
 
-    Same expectation and RNG stream discipline (torch's generator), but on CPU torch's
-    ``bernoulli_`` costs 5.4 ms per (32, 12544) batch against 1.9 ms for ``rand`` (measured
-    here): 8 % of a whole training step of the seed's Ex. 2 model at 64 px.
+    Each element is kept when a uniform 16-bit integer clears a threshold, so the drop rate
+    is ``p`` rounded to 1/65536 and kept values are scaled by the exact inverse of the keep
+    rate (unbiased, as nn.Dropout). The integers come four to a 64-bit draw of torch's
+    generator (deterministic for a seed). Measured here on a (32, 12544) batch, the seed's
+    Ex. 2 model at 64 px: ``bernoulli_`` 5.4 ms, ``rand_like(x) >= p`` 2.8 ms, this 1.1 ms,
+    of a 46 ms training step.
     """
+
+    LEVELS = 2**16
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+        self.dropped = round(p * self.LEVELS)  # of LEVELS equally likely values, how many drop
+        self.scale = self.LEVELS / (self.LEVELS - self.dropped) if self.dropped < self.LEVELS else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
+        if not self.training or self.dropped == 0:
             return x
-        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+        n = x.numel()
+        draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+        levels = draws.view(torch.int16).flatten()[:n].view(x.shape)  # uniform on [-32768, 32767]
+        keep = levels >= self.dropped - self.LEVELS // 2
+        return x * keep * self.scale
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
