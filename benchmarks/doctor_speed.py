@@ -8,6 +8,14 @@ else is measured in).
 
 Target (2-core machine): <= 10 minutes.
 
+Measured: 5.7 min (9 trainings) on the 2-core AVX-512/bf16 machine of earlier sessions;
+12.8 min on 2026-11-27 on a 2-core AVX2-only AMD EPYC (fp32): 12 trainings (3 baseline
+seeds + 3 remedy arms x 3 seeds) at 62 s each inside the doctor against 65.5 s alone;
+baseline 24 %, probes 2 %, trials 74 %. The target is not met on that machine: the
+trainings are the time, and a training there is ~600 img/s of conv forward/backward
+(oneDNN, fp32). Training the 3 seeds as one grouped-convolution ensemble was measured
+slower (0.79x for the Ex. 2 model's second convolution), so seeds train one after another.
+
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
 
