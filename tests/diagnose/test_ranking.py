@@ -62,6 +62,17 @@ def test_a_batch_too_small_for_the_lr_ranks_above_the_lr():
     assert rank_causes([], [], [lr, unproven])[0].id == "optim.lr_too_high"
 
 
+def test_an_explaining_cause_ranks_above_the_cause_it_explains_even_when_that_is_corroborated():
+    # The benchmark's batch_too_small scenario: the probe's LR finding is high and the curves
+    # back it in one seed, the noise-scale finding is only medium, yet it explains the LR one.
+    lr_probe = f("optim.lr_too_high", "high", lr=0.01)
+    lr_curves = f("optim.lr_too_high", "low", seeds_reporting=1, seeds=3)
+    batch = f("optim.batch_too_small", "medium", stalls_at_batch=True, larger_batch=8, batch_size=2)
+    causes = rank_causes([], [lr_curves], [lr_probe, batch], seeds=3)
+    assert [c.id for c in causes[:2]] == ["optim.batch_too_small", "optim.lr_too_high"]
+    assert causes[0].score >= causes[1].score + 0.25
+
+
 def test_a_probe_the_baseline_curves_contradict_is_lowered():
     probe = f("optim.lr_too_high", "high", lr=0.001)
     overfit = f("model.overfitting", "medium", seeds_reporting=3, seeds=3)

@@ -134,12 +134,13 @@ def rank_causes(audit: Sequence[Finding], curves: Sequence[Finding], probes: Seq
                 parts.append(strength)
             score = points + 0.5 * agree + (0.5 if drives else 0.0)
             causes.append(Cause(f, source, score, "; ".join(parts), drives))
-    _explains(causes)
-    return sorted(_corroborate(causes), key=lambda c: (-c.score, _ORDER.get(c.id, len(_ORDER))))
+    merged = _corroborate(causes)
+    _explains(merged)
+    return sorted(merged, key=lambda c: (-c.score, _ORDER.get(c.id, len(_ORDER))))
 
 
 def _explains(causes: list[Cause]) -> None:
-    """A cause that explains another ranks above it (a quarter point).
+    """A cause that explains another ranks above it (by at least a quarter point).
 
     Class imbalance explains a small validation set when the small-validation check says its
     minority class, not its size, is what makes it too small. A batch too small explains a
@@ -152,15 +153,18 @@ def _explains(causes: list[Cause]) -> None:
         ev = small.finding.evidence
         n_min = min(ev.get("n_val_positive", 0), ev.get("n_val_negative", 0))
         if ev.get("limited_by_minority"):
-            imbalance.score += 0.25
-            imbalance.reason += f"; explains split.small_validation (the val set has only {n_min} minority images)"
+            _rank_above(imbalance, small, f"the val set has only {n_min} minority images")
     batch, lr = by_id.get("optim.batch_too_small"), by_id.get("optim.lr_too_high")
     if batch is not None and lr is not None:
         ev = batch.finding.evidence
         if ev.get("stalls_at_batch"):
-            batch.score += 0.25
-            batch.reason += (f"; explains optim.lr_too_high (the same learning rate trains at batch "
-                             f"{ev.get('larger_batch')} and stalls at {ev.get('batch_size')})")
+            _rank_above(batch, lr, f"the same learning rate trains at batch {ev.get('larger_batch')} "
+                                   f"and stalls at {ev.get('batch_size')}")
+
+
+def _rank_above(explainer: Cause, explained: Cause, why: str) -> None:
+    explainer.score = max(explainer.score, explained.score) + 0.25
+    explainer.reason += f"; explains {explained.id} ({why})"
 
 
 def _corroborate(causes: list[Cause]) -> list[Cause]:
