@@ -50,3 +50,11 @@ def test_more_churn_at_the_same_auroc_hurts():
     arm = compare(BASE, summarise("loss.class_weights", outcomes("loss.class_weights", [0.30, 0.41, 0.34],
                                                                  [0.90, 0.91, 0.89], [0.50, 0.62, 0.55])))
     assert arm.verdict == "hurts" and arm.reason.startswith("churn rose by")
+
+
+def test_a_small_but_significant_auroc_loss_is_named_not_called_no_change():
+    # The demo's de-duplication arm: AUROC 0.012 lower in every seed (its val set lost the
+    # near-copies that flattered it), below the 0.02 margin, and nothing else changed.
+    arm = compare(BASE, summarise("data.dedupe", outcomes("data.dedupe", [0.31, 0.39, 0.36], [0.888, 0.899, 0.877])))
+    assert arm.verdict == "no_effect"
+    assert arm.reason.startswith("val AUROC fell by 0.012") and "within the 0.02 margin" in arm.reason

@@ -166,6 +166,10 @@ def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
         return "no_effect", f"{rises} while val AUROC rose by {auc.mean:.3f} (interval includes zero)"
     if gains:
         return "no_effect", "; ".join(gains) + f", but val AUROC fell by {-auc.mean:.3f} on average"
+    if auc.below_zero:  # significant, but smaller than the margin that makes it a loss
+        return "no_effect", (f"val AUROC fell by {-auc.mean:.3f} [{-auc.ci95[1]:.3f}, {-auc.ci95[0]:.3f}], "
+                             f"within the {AUROC_MARGIN:g} margin; no other change whose 95 % interval "
+                             "excludes zero")
     return "no_effect", "no change whose 95 % interval over seeds excludes zero"
 
 
