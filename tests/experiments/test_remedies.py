@@ -39,3 +39,8 @@ def test_split_remedies_and_combinations():
     assert not trialable("data.dedupe", TrainConfig(), Hints())  # nothing to de-duplicate
     assert not trialable("reg.dropout", TrainConfig(model="cnn_dropout"), Hints())  # already has 0.5
     assert not trialable("eval.kfold", TrainConfig(), Hints())
+
+
+def test_the_remedies_that_change_the_val_set_say_how():
+    changes_val = {r.id for r in REMEDIES.values() if r.val_set}
+    assert changes_val == {"split.rebalance", "data.dedupe"}  # dropping train images leaves val alone

@@ -8,7 +8,7 @@ dataset's records.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from steadyval.config import TrainConfig
@@ -61,7 +61,7 @@ class Remedy:
     config: Callable[[TrainConfig, Hints], dict[str, Any]] = lambda c, h: {}
     split: Callable[[Hints], SplitChange] | None = None
     applies: Callable[[TrainConfig, Hints], bool] = lambda c, h: True
-    notes: list[str] = field(default_factory=list)
+    val_set: str = ""  # how the arm's val set differs from the baseline's, if it does
 
 
 def _lower_lr(c: TrainConfig, h: Hints) -> dict[str, Any]:
@@ -88,10 +88,12 @@ def _augment(kind: str) -> Callable[[TrainConfig, Hints], dict[str, Any]]:
 
 REMEDIES: dict[str, Remedy] = {r.id: r for r in (
     Remedy("split.rebalance", "re-split train+val stratified by label x metadata, grouped by patient",
-           split=lambda h: SplitChange(rebalance=True, by=tuple(h.metadata))),
+           split=lambda h: SplitChange(rebalance=True, by=tuple(h.metadata)),
+           val_set="measured on its own, re-drawn val set of the same size"),
     Remedy("data.dedupe", "leave out val images that near-copy a train image",
            split=lambda h: SplitChange(drop_val=tuple(h.duplicate_val_paths)),
-           applies=lambda c, h: bool(h.duplicate_val_paths)),
+           applies=lambda c, h: bool(h.duplicate_val_paths),
+           val_set="measured on the val set without its near-copies of train images"),
     Remedy("data.drop_label_issues", "leave out train images whose label is probably wrong",
            split=lambda h: SplitChange(drop_train=tuple(h.label_issue_paths)),
            applies=lambda c, h: bool(h.label_issue_paths)),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from steadyval import __version__
 from steadyval._io import atomic_write_json, atomic_write_text
+from steadyval.experiments.remedies import REMEDIES
 from steadyval.report import plots
 from steadyval.report.analysis import curve_series, per_image_plots
 from steadyval.report.html import MAX_THUMBS, audit_gallery, finding_view, template_env, thumbnailer
@@ -70,16 +71,11 @@ def render_doctor_report(r: DoctorResult) -> str:
     )
 
 
-# How a split remedy changes the val set its arm is measured on (dropping train images does not).
-VAL_SET_NOTES = {"split.rebalance": "measured on its own, re-drawn val set of the same size",
-                 "data.dedupe": "measured on the val set without its near-copies of train images"}
-
-
 def _arm_view(a: Any, r: DoctorResult) -> dict[str, Any]:
     return {"name": a.arm, "verdict": a.verdict, "reason": a.reason, "seeds": a.seeds,
             "values": {k: v.to_dict() for k, v in a.values.items()},
             "changes": {k: v.to_dict() for k, v in a.changes.items()},
-            "split_note": "; ".join(VAL_SET_NOTES[x] for x in a.remedies if x in VAL_SET_NOTES)}
+            "split_note": "; ".join(REMEDIES[x].val_set for x in a.remedies if x in REMEDIES and REMEDIES[x].val_set)}
 
 
 def _config_rows(r: DoctorResult, arms: list[Any]) -> list[dict[str, Any]]:
