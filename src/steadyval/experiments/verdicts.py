@@ -142,7 +142,7 @@ def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
         return "hurts", (f"the model became useless: val AUROC {arm_auc:.2f} (chance is 0.5) against "
                          f"{base_auc:.2f}; any calm in the curves is the calm of a model that learned nothing")
     if auc.below_zero and auc.mean < -AUROC_MARGIN:
-        return "hurts", f"val AUROC fell by {-auc.mean:.3f} [{-auc.ci95[1]:.3f}, {-auc.ci95[0]:.3f}]"
+        return "hurts", _auroc_fell(auc)
     gains = []
     if vol.below_zero:
         gains.append(f"val-loss volatility {-vol.mean:.0%} lower [{-vol.ci95[1]:.0%}, {-vol.ci95[0]:.0%}]")
@@ -167,11 +167,14 @@ def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
     if gains:
         return "no_effect", "; ".join(gains) + f", but val AUROC fell by {-auc.mean:.3f} on average"
     if auc.below_zero:  # significant, but smaller than the margin that makes it a loss
-        return "no_effect", (f"val AUROC fell by {-auc.mean:.3f} [{-auc.ci95[1]:.3f}, {-auc.ci95[0]:.3f}], "
-                             f"within the {AUROC_MARGIN:g} margin; no other change whose 95 % interval "
-                             "excludes zero")
+        return "no_effect", (f"{_auroc_fell(auc)}, within the {AUROC_MARGIN:g} margin; no other change "
+                             "whose 95 % interval excludes zero")
     return "no_effect", "no change whose 95 % interval over seeds excludes zero"
 
 
 def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
+
+
+def _auroc_fell(auc: Interval) -> str:
+    return f"val AUROC fell by {-auc.mean:.3f} [{-auc.ci95[1]:.3f}, {-auc.ci95[0]:.3f}]"

@@ -80,7 +80,7 @@ class MaskDropout(nn.Module):
             return x
         n = x.numel()
         draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
-        levels = draws.view(torch.int16).flatten()[:n].view(x.shape)  # uniform on [-32768, 32767]
+        levels = draws.view(torch.int16)[:n].view(x.shape)  # uniform on [-32768, 32767]
         keep = levels >= self.dropped - self.LEVELS // 2
         return x * keep * self.scale
 
