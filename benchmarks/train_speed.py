@@ -132,14 +132,21 @@ class PerImage(torch.utils.data.Dataset):
         return (x - 0.5) / 0.25, torch.tensor(float(self.labels[i]))
 
 
+def plain_model(channels: int, size: int) -> torch.nn.Module:
+    """The seed's Ex. 2 network as the tutorials write it: stock layers, ReLU before the pool."""
+    nn = torch.nn
+    flat = 64 * (((size - 2) // 2 - 2) // 2) ** 2
+    return nn.Sequential(nn.Conv2d(channels, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.5), nn.Linear(flat, 1))
+
+
 def plain_torch_rate(ds, size: int, aug: str) -> float:
     from steadyval.train.trainer import _at_size
 
     torch.manual_seed(0)
     images = _at_size(ds.images, size)[ds.split_index("train")]
     labels = ds.labels[ds.split_index("train")]
-    cfg = load_config(sets=["preset=seed-ex2", f"image_size={size}"])
-    model = build_model(cfg, images.shape[1])
+    model = plain_model(images.shape[1], size)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = torch.utils.data.DataLoader(PerImage(images, labels, aug != "none"), batch_size=32, shuffle=True)
     rates = []
@@ -201,6 +208,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1024, help="training images")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
     parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "keras"])
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat each configuration, the three trainers back to back each time")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="steadyval-train-bench-"))
     synthetic = generate(SyntheticSpec(n_train=args.n, n_val=args.n // 4, seed=0), work / "data")
@@ -209,18 +218,27 @@ def main() -> None:
     print(f"{'size':>4s} {'augment':>9s} {'ours':>6s} {'prec':>5s} {'ours fp32':>9s} {'torch':>6s} "
           f"{'keras':>6s} {'vs torch':>8s} {'vs keras':>8s} {'fp32 vs keras':>13s} {'monitoring':>10s}")
     nan = float("nan")
+    ratios: dict[tuple[int, str], list[float]] = {}
     for size in args.sizes:
         ds = load_dataset(synthetic.path, image_size=size, cache_dir=work / "cache")
         for aug in ("none", "geometric"):
-            ours, monitor, prec = steadyval_rate(ds, size, aug, work, "auto")
-            fp32 = steadyval_rate(ds, size, aug, work, "fp32")[0] if prec != "fp32" else ours
-            glibc_defaults()
-            plain = plain_torch_rate(ds, size, aug) if "torch" not in args.skip else None
-            tfk = keras_rate(ds, size, aug) if "keras" not in args.skip else None
-            print(f"{size:4d} {aug:>9s} {ours:6.0f} {prec:>5s} {fp32:9.0f} {plain or nan:6.0f} {tfk or nan:6.0f} "
-                  f"{ours / plain if plain else nan:7.2f}x {ours / tfk if tfk else nan:7.2f}x "
-                  f"{fp32 / tfk if tfk else nan:12.2f}x {monitor:10.1%}", flush=True)
-
+            for _ in range(args.rounds):
+                ours, monitor, prec = steadyval_rate(ds, size, aug, work, "auto")
+                fp32 = steadyval_rate(ds, size, aug, work, "fp32")[0] if prec != "fp32" else ours
+                glibc_defaults()
+                plain = plain_torch_rate(ds, size, aug) if "torch" not in args.skip else None
+                tfk = keras_rate(ds, size, aug) if "keras" not in args.skip else None
+                if tfk:
+                    ratios.setdefault((size, aug), []).append(ours / tfk)
+                print(f"{size:4d} {aug:>9s} {ours:6.0f} {prec:>5s} {fp32:9.0f} {plain or nan:6.0f} {tfk or nan:6.0f} "
+                      f"{ours / plain if plain else nan:7.2f}x {ours / tfk if tfk else nan:7.2f}x "
+                      f"{fp32 / tfk if tfk else nan:12.2f}x {monitor:10.1%}", flush=True)
+    if args.rounds > 1 and ratios:
+        print("median ratio to TF-Keras over rounds (each round's runs back to back, so drift in the "
+              "machine's speed cancels):")
+        for (size, aug), values in ratios.items():
+            print(f"{size:4d} {aug:>9s} {float(np.median(values)):.2f}x  "
+                  f"(rounds: {', '.join(f'{v:.2f}' for v in values)})")
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from steadyval.config import TrainConfig
+from steadyval.train.conv import Conv2d
 
 
 def build_model(config: TrainConfig, in_channels: int) -> nn.Module:
@@ -40,7 +41,7 @@ def _small_cnn(config: TrainConfig, in_channels: int) -> nn.Sequential:
     channels, size = in_channels, config.image_size
     for w in widths:
         out = max(1, round(w * config.width))
-        layers.append(nn.Conv2d(channels, out, 3, bias=not config.batchnorm))
+        layers.append(Conv2d(channels, out, 3, bias=not config.batchnorm))
         if config.batchnorm:
             layers.append(nn.BatchNorm2d(out))
         # Pool, then ReLU: the same function and gradient as Keras's Conv(relu) -> MaxPool

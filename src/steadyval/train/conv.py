@@ -1,0 +1,94 @@
+"""A 3x3 convolution whose weight gradient on the CPU is one blocked im2col GEMM.
+
+oneDNN's fp32 weight-gradient kernel is the slowest part of the small CNNs' training step
+on an AVX2-only CPU: for the seed's Ex. 2 model at 224 px its second convolution's weight
+gradient took 390 ms of a 1,050 ms step, against 115 ms for the forward pass of the same
+layer. The same gradient as an im2col matrix product, built in blocks that stay in cache,
+took 210 ms (1.8x); at smaller outputs the gain shrinks (1.45x at 77x77, 1.3x at 61x61,
+1.25x at 45x45) and vanishes at 29x29, hence ``MIN_OUTPUT_PIXELS``. Whole training steps,
+A/B in one process: 1.22x at 224 px with geometric augmentation, 1.14x at 128 px, and
+64 px (29x29 outputs) unchanged. For the one-channel first layer the GEMM measured 0.94x
+at 128 px and 1.05x at 224 px in whole steps, hence ``MIN_IN_CHANNELS``. Forward pass and
+input gradient stay with oneDNN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Below this many output pixels per image oneDNN's weight gradient was as fast (29x29).
+MIN_OUTPUT_PIXELS = 40 * 40
+# The first layer's one (or three) input channels gain nothing; see above.
+MIN_IN_CHANNELS = 8
+# Rows (output pixels) per im2col block: 16k rows x 9 x 32 channels is 18 MB, the fastest
+# block measured at 45-109 px outputs (4k: up to 10 % slower at 61 px).
+BLOCK_ROWS = 16384
+
+
+def weight_gradient(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> torch.Tensor:
+    """d(loss)/d(weight) of an unpadded stride-1 ``kernel`` x ``kernel`` convolution.
+
+    ``x`` is the (B, C, H, W) input, ``grad`` the (B, O, H-k+1, W-k+1) output gradient.
+    Returns (O, C, k, k) in channels-last strides, as the weight itself is stored.
+    """
+    b, c = x.shape[:2]
+    o, ho, wo = grad.shape[1:]
+    xn = x.permute(0, 2, 3, 1)  # NHWC views: contiguous rows of C for channels-last input
+    gn = grad.permute(0, 2, 3, 1)
+    taps = [(ky, kx) for ky in range(kernel) for kx in range(kernel)]
+    out = torch.zeros(kernel * kernel * c, o, dtype=grad.dtype, device=grad.device)
+    if ho * wo >= BLOCK_ROWS:  # large images: a block is a band of rows of one image
+        band = max(1, BLOCK_ROWS // wo)
+        blocks = [(i, i + 1, r, min(ho, r + band)) for i in range(b) for r in range(0, ho, band)]
+    else:  # small images: a block is several whole images
+        per = max(1, BLOCK_ROWS // (ho * wo))
+        blocks = [(i, min(b, i + per), 0, ho) for i in range(0, b, per)]
+    for i0, i1, r0, r1 in blocks:
+        cols = torch.stack([xn[i0:i1, r0 + ky:r1 + ky, kx:kx + wo, :] for ky, kx in taps], dim=-2)
+        out.addmm_(cols.view(-1, kernel * kernel * c).t(), gn[i0:i1, r0:r1].reshape(-1, o))
+    return out.t().view(o, kernel, kernel, c).permute(0, 3, 1, 2)
+
+
+class _GemmWgradConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [True, False, False])[0]
+        if ctx.needs_input_grad[1]:
+            grad_w = weight_gradient(x, grad, weight.shape[-1])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (unpadded, stride 1) that trains with the GEMM weight gradient where it is faster.
+
+    The fast path applies on the CPU in fp32, outside autocast, with gradients on, at
+    least ``MIN_IN_CHANNELS`` input channels and ``MIN_OUTPUT_PIXELS`` output pixels;
+    everything else is ``nn.Conv2d`` exactly. Parameters, state-dict names and forward outputs are ``nn.Conv2d``'s.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size[0]
+        fast = (x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
+                and self.weight.requires_grad and not torch.is_autocast_enabled("cpu")
+                and self.stride == (1, 1) and self.padding == (0, 0) and self.dilation == (1, 1)
+                and self.groups == 1 and self.kernel_size == (k, k) and self.in_channels >= MIN_IN_CHANNELS
+                and (x.shape[-2] - k + 1) * (x.shape[-1] - k + 1) >= MIN_OUTPUT_PIXELS)
+        if not fast:
+            return super().forward(x)
+        return _GemmWgradConv.apply(x, self.weight, self.bias)
