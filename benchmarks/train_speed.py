@@ -18,20 +18,24 @@ the epoch. Targets: >= 1.0x TF-Keras without augmentation; >= 1.5x (64 px) and >
 (224 px) with it; monitoring <= 5 % of an epoch.
 
 Measured 2026-11-27 on a 2-core AMD EPYC with AVX2 only (no AVX-512, so fp32), torch
-2.13.0, tensorflow-cpu 2.21, 1,024 images (img/s; ratio to TF-Keras):
+2.13.0, tensorflow-cpu 2.21, 1,024 images, at 4052dfa (img/s, one value per round; ratio
+to TF-Keras; the plain-torch loop uses stock layers):
 
-    64 px   none       ours 403  plain torch 264  TF-Keras 201   2.00x
-    64 px   geometric  ours 573  plain torch 361  TF-Keras 186   3.09x
-    224 px  none       ours  34  plain torch  23  TF-Keras  12   2.73x
-    224 px  geometric  ours  38  plain torch  24  TF-Keras  21   1.77x  (target 2.5x: not met)
+    64 px   none       ours 468, 683  plain torch 272, 230  TF-Keras 191, 197  2.46x, 3.47x
+    64 px   geometric  ours 583, 603  plain torch 368, 221  TF-Keras 204, 224  2.86x, 2.69x
+    224 px  none       ours  41,  39  plain torch  19,  17  TF-Keras  12,  13  3.27x, 3.08x
+    224 px  geometric  ours  43,  44,  42 (--skip torch)    TF-Keras  22,  21,  21
+                                                             1.97x, 2.09x, 1.99x (target 2.5x: not met)
 
-Monitoring cost 0.9-1.0 % of an epoch at 64 px, below timing noise at 224 px. This
-machine's speed drifts by up to 1.5x within an hour (the same training loop measured
-450-820 img/s at 64 px), so single rows are noisy. TF-Keras runs 2.4-8.7x slower here than
-the figures the targets were set with; our fp32 trainer about 1.4-2x slower than on the
-AVX-512 machine of earlier sessions.
+A fourth 224 px geometric round, run after three other TF-Keras fits in one process, gave
+TF-Keras 13 img/s (3.28x); the three rounds above were fresh processes' first fits and
+agree, so 1.99x is the figure. Before 4052dfa (oneDNN's weight gradient for every
+convolution) the same row was ours 38 vs TF-Keras 21, 1.77x. Monitoring cost 0-0.9 % of an
+epoch. This machine's speed drifts by up to 1.5x within an hour, hence rounds run back to
+back. TF-Keras runs 2.4-8.7x slower here than the figures the targets were set with; our
+fp32 trainer about 1.4-2x slower than on the AVX-512 machine of earlier sessions.
 
-    python benchmarks/train_speed.py [--n 1024] [--sizes 64 224]
+    python benchmarks/train_speed.py [--n 1024] [--sizes 64 224] [--augment none geometric] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -208,6 +212,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1024, help="training images")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
     parser.add_argument("--skip", nargs="*", default=[], choices=["torch", "keras"])
+    parser.add_argument("--augment", nargs="+", default=["none", "geometric"], choices=["none", "geometric"])
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each configuration, the three trainers back to back each time")
     args = parser.parse_args()
@@ -221,7 +226,7 @@ def main() -> None:
     ratios: dict[tuple[int, str], list[float]] = {}
     for size in args.sizes:
         ds = load_dataset(synthetic.path, image_size=size, cache_dir=work / "cache")
-        for aug in ("none", "geometric"):
+        for aug in args.augment:
             for _ in range(args.rounds):
                 ours, monitor, prec = steadyval_rate(ds, size, aug, work, "auto")
                 fp32 = steadyval_rate(ds, size, aug, work, "fp32")[0] if prec != "fp32" else ours
