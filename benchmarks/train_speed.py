@@ -27,9 +27,9 @@ to TF-Keras; the plain-torch loop uses stock layers):
     224 px  geometric  ours  43,  44,  42 (--skip torch)    TF-Keras  22,  21,  21
                                                              1.97x, 2.09x, 1.99x (target 2.5x: not met)
 
-A fourth 224 px geometric round, run after three other TF-Keras fits in one process, gave
-TF-Keras 13 img/s (3.28x); the three rounds above were fresh processes' first fits and
-agree, so 1.99x is the figure. Before 4052dfa (oneDNN's weight gradient for every
+An earlier run of both 224 px rows, two rounds each in one process, gave TF-Keras 22 and
+then 13 img/s for the geometric row (2.09x, 3.28x; the 13 was that process's fourth fit);
+the three rounds above (one process, --skip torch) agree at 21-22, so 1.99x is the figure. Before 4052dfa (oneDNN's weight gradient for every
 convolution) the same row was ours 38 vs TF-Keras 21, 1.77x. Monitoring cost 0-0.9 % of an
 epoch. This machine's speed drifts by up to 1.5x within an hour, hence rounds run back to
 back. TF-Keras runs 2.4-8.7x slower here than the figures the targets were set with; our
