@@ -54,6 +54,17 @@ def test_same_seed_gives_identical_metrics_csv(small, tmp_path: Path) -> None:
     assert (tmp_path / "a" / "metrics.csv").read_bytes() != (tmp_path / "c" / "metrics.csv").read_bytes()
 
 
+def test_same_seed_is_identical_where_the_gemm_weight_gradient_applies(make_synthetic, tmp_path: Path) -> None:
+    # At 96 px the second convolution's outputs are 45x45, over conv.MIN_OUTPUT_PIXELS.
+    ds = load_dataset(make_synthetic(n_train=48, n_val=16, image_size=96).path, image_size=96)
+    cfg = load_config(sets=["preset=seed-ex2", "epochs=2", "image_size=96", "batch_size=16"])
+    train(ds, cfg, tmp_path / "a")
+    train(ds, cfg, tmp_path / "b")
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "a" / "last.pt")["3.weight"],
+                       torch.load(tmp_path / "b" / "last.pt")["3.weight"])
+
+
 def test_nonfinite_loss_stops_the_run(small, tmp_path: Path) -> None:
     run = train(small, _cfg(optimizer="sgd", lr=10, init="normal_large", epochs=5), tmp_path / "r")
     assert run.status == "nonfinite"
