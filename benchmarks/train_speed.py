@@ -29,11 +29,12 @@ to TF-Keras; the plain-torch loop uses stock layers):
 
 An earlier run of both 224 px rows, two rounds each in one process, gave TF-Keras 22 and
 then 13 img/s for the geometric row (2.09x, 3.28x; the 13 was that process's fourth fit);
-the three rounds above (one process, --skip torch) agree at 21-22, so 1.99x is the figure. Before 4052dfa (oneDNN's weight gradient for every
-convolution) the same row was ours 38 vs TF-Keras 21, 1.77x. Monitoring cost 0-0.9 % of an
-epoch. This machine's speed drifts by up to 1.5x within an hour, hence rounds run back to
-back. TF-Keras runs 2.4-8.7x slower here than the figures the targets were set with; our
-fp32 trainer about 1.4-2x slower than on the AVX-512 machine of earlier sessions.
+the three rounds above (one process, --skip torch) agree at 21-22, so 1.99x is the figure.
+Before 4052dfa (oneDNN's weight gradient for every convolution) the same row was ours 38
+vs TF-Keras 21, 1.77x. Monitoring cost 0-0.9 % of an epoch. This machine's speed drifts by
+up to 1.5x within an hour, hence rounds run back to back. TF-Keras runs 2.4-8.7x slower
+here than the figures the targets were set with; our fp32 trainer about 1.4-2x slower than
+on the AVX-512 machine of earlier sessions.
 
     python benchmarks/train_speed.py [--n 1024] [--sizes 64 224] [--augment none geometric] [--rounds 3]
 """

@@ -23,6 +23,16 @@ def test_interval_is_a_t_interval():
     assert interval([1.0]).ci95 == (-math.inf, math.inf)
 
 
+def test_an_arm_s_absolute_intervals_stay_in_the_measure_s_range():
+    # The demo's baseline churn was 0.021 [-0.010, 0.051] before intervals were cut to [0, 1].
+    arm = summarise("baseline", outcomes("baseline", [0.01, 0.12, 0.08], [0.99, 0.93, 1.0],
+                                         churns=[0.0, 0.0, 0.06]))
+    assert arm.values["churn"].ci95[0] == 0.0 and arm.values["churn"].mean == pytest.approx(0.02)
+    assert arm.values["val_loss_volatility"].ci95[0] == 0.0
+    assert arm.values["final_auroc"].ci95[1] == 1.0 and arm.values["final_auroc"].ci95[0] < 0.99
+    assert interval([-1.0, 1.0]).ci95[0] < -1  # a change keeps its t-interval
+
+
 def test_a_consistent_volatility_cut_helps():
     arm = compare(BASE, summarise("optim.lower_lr", outcomes("optim.lower_lr", [0.12, 0.15, 0.14], [0.91, 0.92, 0.90])))
     assert arm.verdict == "helps", arm.reason

@@ -57,16 +57,22 @@ class Interval:
         return {"mean": _num(self.mean), "ci95": [_num(self.ci95[0]), _num(self.ci95[1])], "n": self.n}
 
 
-def interval(values: Sequence[float]) -> Interval:
-    """Mean and t-interval (95 %) of finite ``values``; a single value gets an infinite interval."""
+def interval(values: Sequence[float], within: tuple[float, float] = (-math.inf, math.inf)) -> Interval:
+    """Mean and t-interval (95 %) of finite ``values``; a single value gets an infinite interval.
+
+    ``within`` is the quantity's range (churn and AUROC in [0, 1], volatility >= 0): the
+    interval of two or more values is cut to it, so three seeds' spread never reports a
+    negative churn.
+    """
     v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
     if len(v) == 0:
         return Interval(math.nan, (math.nan, math.nan), 0)
     mean = float(v.mean())
     if len(v) == 1:
         return Interval(mean, (-math.inf, math.inf), 1)
+    lo, hi = within
     half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return Interval(mean, (mean - half, mean + half), len(v))
+    return Interval(mean, (max(lo, mean - half), min(hi, mean + half)), len(v))
 
 
 @dataclass
@@ -102,11 +108,14 @@ class TrialSummary:
 
 
 MEASURE_KEYS = ("val_loss_volatility", "churn", "final_auroc", "best_auroc")
+# Where each measure can lie: an arm's absolute interval is cut to it (changes are not).
+MEASURE_RANGES = {"val_loss_volatility": (0.0, math.inf), "churn": (0.0, 1.0), "final_auroc": (0.0, 1.0),
+                  "best_auroc": (0.0, 1.0)}
 
 
 def summarise(arm: str, outcomes: list[TrialOutcome]) -> TrialSummary:
     """An arm's absolute measures over its trials."""
-    values = {k: interval([o.measures.get(k, math.nan) for o in outcomes]) for k in MEASURE_KEYS}
+    values = {k: interval([o.measures.get(k, math.nan) for o in outcomes], MEASURE_RANGES[k]) for k in MEASURE_KEYS}
     remedies = outcomes[0].remedies if outcomes else []
     return TrialSummary(arm, list(remedies), outcomes, values)
 
