@@ -107,15 +107,15 @@ class TrialSummary:
         }
 
 
-MEASURE_KEYS = ("val_loss_volatility", "churn", "final_auroc", "best_auroc")
-# Where each measure can lie: an arm's absolute interval is cut to it (changes are not).
-MEASURE_RANGES = {"val_loss_volatility": (0.0, math.inf), "churn": (0.0, 1.0), "final_auroc": (0.0, 1.0),
-                  "best_auroc": (0.0, 1.0)}
+# The measures of an arm, with where each can lie: an arm's absolute interval is cut to it
+# (changes are not).
+MEASURES = {"val_loss_volatility": (0.0, math.inf), "churn": (0.0, 1.0), "final_auroc": (0.0, 1.0),
+            "best_auroc": (0.0, 1.0)}
 
 
 def summarise(arm: str, outcomes: list[TrialOutcome]) -> TrialSummary:
     """An arm's absolute measures over its trials."""
-    values = {k: interval([o.measures.get(k, math.nan) for o in outcomes], MEASURE_RANGES[k]) for k in MEASURE_KEYS}
+    values = {k: interval([o.measures.get(k, math.nan) for o in outcomes], within) for k, within in MEASURES.items()}
     remedies = outcomes[0].remedies if outcomes else []
     return TrialSummary(arm, list(remedies), outcomes, values)
 

@@ -75,7 +75,7 @@ def _arm_view(a: Any, r: DoctorResult) -> dict[str, Any]:
     return {"name": a.arm, "verdict": a.verdict, "reason": a.reason, "seeds": a.seeds,
             "values": {k: v.to_dict() for k, v in a.values.items()},
             "changes": {k: v.to_dict() for k, v in a.changes.items()},
-            "split_note": "; ".join(REMEDIES[x].val_set for x in a.remedies if x in REMEDIES and REMEDIES[x].val_set)}
+            "split_note": "; ".join(filter(None, (REMEDIES[x].val_set for x in a.remedies if x in REMEDIES)))}
 
 
 def _config_rows(r: DoctorResult, arms: list[Any]) -> list[dict[str, Any]]:
