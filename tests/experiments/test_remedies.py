@@ -16,7 +16,8 @@ def test_config_remedies_change_what_they_say():
         "reg.dropout": {"dropout": 0.5}, "reg.weight_decay": {"optimizer": "adamw", "weight_decay": 5e-4},
         "model.smaller": {"width": 0.5}, "model.batchnorm": {"batchnorm": True},
         "optim.lower_lr": {"lr": 0.001}, "optim.schedule": {"schedule": "warmup_cosine"},
-        "optim.larger_batch": {"batch_size": 32}, "optim.grad_clip": {"grad_clip": 1.0},
+        "optim.larger_batch": {"batch_size": 32}, "optim.smaller_batch": {"batch_size": 2},
+        "optim.grad_clip": {"grad_clip": 1.0},
         "stop.early": {"early_stopping": True, "restore_best": True}, "avg.ema": {"ema": 0.99},
     }
     for rid, changes in expect.items():

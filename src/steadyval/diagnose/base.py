@@ -30,6 +30,8 @@ class ProbeContext:
         self.config = config
         self.trained = tuple(trained)
         self.device = resolve_device(config.device)
+        # Results one probe computes and another reuses, by name (the gradient noise scale).
+        self.memo: dict[str, object] = {}
 
     @cached_property
     def tensors(self) -> Tensors:

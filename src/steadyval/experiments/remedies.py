@@ -124,6 +124,9 @@ REMEDIES: dict[str, Remedy] = {r.id: r for r in (
     Remedy("optim.larger_batch", "4x the batch size",
            config=lambda c, h: {"batch_size": c.batch_size * 4},
            applies=lambda c, h: h.n_train == 0 or c.batch_size * 4 <= max(8, h.n_train // 4)),
+    # Not in the DESIGN remedy table (added with optim.batch_too_large, whose fix it is).
+    Remedy("optim.smaller_batch", "a quarter of the batch size",
+           config=lambda c, h: {"batch_size": c.batch_size // 4}, applies=lambda c, h: c.batch_size >= 8),
     Remedy("optim.grad_clip", "clip the gradient norm at 1",
            config=lambda c, h: {"grad_clip": 1.0}, applies=lambda c, h: c.grad_clip == 0),
     Remedy("stop.early", "early stopping on val loss, restoring the best weights",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,17 +81,17 @@ def noise_terms(ctx: ProbeContext, model: nn.Module, seed: int) -> tuple[float, 
     return trace, float(mean.dot(mean)) - trace / (k * MICRO)
 
 
-def short_fit(ctx: ProbeContext, batch_size: int, seed: int) -> tuple[float, float]:
+def short_fit(ctx: ProbeContext, batch_size: int, seed: int, images: int = FIT_IMAGES) -> tuple[float, float]:
     """(start, end) loss on a fixed eval batch of ``FIT_EPOCHS`` short epochs at ``batch_size``.
 
-    The config's optimiser and learning rate, from the fresh model of ``seed``; the images
-    seen are the same at any batch size (only the number of steps differs). Inf when the
-    loss stops being finite.
+    The config's optimiser and learning rate, from the fresh model of ``seed``; each short
+    epoch is ``images`` training images (at most all of them), the same ones at any batch
+    size (only the number of steps differs). Inf when the loss stops being finite.
     """
     model = ctx.model(seed=seed)
     opt = ctx.optimizer(model)
     n = len(ctx.tensors.x_train)
-    images = min(n, FIT_IMAGES)
+    images = min(n, images)
     x_eval, y_eval = ctx.batch(torch.randperm(n, generator=torch.Generator().manual_seed(ctx.config.seed))
                                [:EVAL_IMAGES])
 
@@ -127,17 +128,45 @@ def _median(values: list[float]) -> float:
     return float(np.median(values)) if values else math.nan
 
 
-class GradientNoiseScale(Probe):
-    """The simple gradient noise scale, pooled over fresh and trained weights, against the batch size."""
+@dataclass
+class NoiseScale:
+    """The pooled simple noise scale: B_noise (inf when noise dominates the whole sample)."""
 
-    id = "optim.batch_too_small"
-    remedies = ("optim.larger_batch", "optim.lower_lr", "avg.ema")
+    b_noise: float
+    sample: int  # images per point: the scale is known only up to this
+    per_point: dict[str, float | None]
 
-    def run(self, ctx: ProbeContext) -> list[Finding]:
-        cfg = ctx.config
-        n = len(ctx.tensors.x_train)
-        if n < 2 * MICRO * 8:
-            return []
+    @property
+    def bounded(self) -> float:
+        """B_noise, at most the sample (noise-dominated: at least the sample, no more is known)."""
+        return min(self.b_noise, float(self.sample))
+
+    @property
+    def known(self) -> bool:
+        """Whether the estimate is a number rather than a lower bound."""
+        return math.isfinite(self.b_noise) and self.b_noise <= self.sample
+
+    def shown(self) -> str:
+        return f"{self.b_noise:,.0f}" if self.known else f"at least {self.sample:,}"
+
+    def evidence(self, batch_size: int) -> dict[str, object]:
+        return {"gradient_noise_scale": self.b_noise if math.isfinite(self.b_noise) else None,
+                "noise_scale_at_least": None if self.known else float(self.sample),
+                "batch_size": batch_size, "per_point": self.per_point,
+                "micro_batch": MICRO, "images_per_point": self.sample}
+
+
+def noise_scale(ctx: ProbeContext) -> NoiseScale | None:
+    """B_noise pooled over fresh models and the trained baseline weights; None on tiny data.
+
+    Computed once per context: the batch-too-small and batch-too-large probes share it.
+    """
+    if "noise_scale" in ctx.memo:
+        return ctx.memo["noise_scale"]  # type: ignore[return-value]
+    cfg = ctx.config
+    n = len(ctx.tensors.x_train)
+    result = None
+    if n >= 2 * MICRO * 8:
         points: list[tuple[str, tuple[float, float]]] = []
         for s in range(INIT_SEEDS):
             points.append((f"init seed {cfg.seed + s}", noise_terms(ctx, ctx.model(seed=cfg.seed + s), 7 + s)))
@@ -147,16 +176,76 @@ class GradientNoiseScale(Probe):
             points.append((f"trained {path.parent.name}", noise_terms(ctx, ctx.trained_model(path), 7)))
         trace = sum(p[1][0] for p in points)
         signal = sum(p[1][1] for p in points)
-        sample = min(K, n // MICRO) * MICRO
-        # Noise-dominated in the whole sample: the scale is at least the sample, no more is known.
-        b_noise = trace / signal if signal > 0 else math.inf
-        bounded = min(b_noise, float(sample))
-        ratio = bounded / cfg.batch_size
-        per_point = {name: (t / g if g > 0 else None) for name, (t, g) in points}
-        evidence = {"gradient_noise_scale": b_noise if math.isfinite(b_noise) else None,
-                    "noise_scale_at_least": float(sample) if not math.isfinite(b_noise) or b_noise > sample else None,
-                    "batch_size": cfg.batch_size, "ratio": ratio, "per_point": per_point,
-                    "micro_batch": MICRO, "images_per_point": sample,
+        result = NoiseScale(trace / signal if signal > 0 else math.inf, min(K, n // MICRO) * MICRO,
+                            {name: (t / g if g > 0 else None) for name, (t, g) in points})
+    ctx.memo["noise_scale"] = result
+    return result
+
+
+@dataclass
+class PairedFits:
+    """Short fits from the same weights at the configured batch and at another batch size.
+
+    ``fits`` holds (start, end at the batch, end at the other batch) losses per seed. The
+    other batch *wins* a seed when it ends lower; the batch *stalls* in a seed when it ends
+    at ``STALLED`` of the start or above while the other batch learns (``LEARNS`` or below).
+    """
+
+    other: int
+    fits: list[tuple[float, float, float]]
+
+    @property
+    def wins(self) -> int:
+        return sum(there < here for _, here, there in self.fits)
+
+    @property
+    def stalled(self) -> int:
+        return sum(here / start >= STALLED and there / start <= LEARNS for start, here, there in self.fits)
+
+    @property
+    def proven(self) -> bool:
+        """The other batch ahead in every seed, and in some seed the batch did not start."""
+        return bool(self.fits) and self.stalled > 0 and self.wins == len(self.fits)
+
+    def severity(self) -> Severity:
+        if self.proven:
+            return Severity.HIGH
+        return Severity.MEDIUM if self.fits and self.wins * 2 > len(self.fits) else Severity.LOW
+
+    def evidence(self, name: str) -> dict[str, object]:
+        here = _median([b / a for a, b, _ in self.fits])
+        there = _median([c / a for a, _, c in self.fits])
+        return {f"{name}_batch": self.other, "fit_seeds": len(self.fits), f"{name}_batch_wins": self.wins,
+                "progress_at_batch": here if math.isfinite(here) else None,
+                f"progress_at_{name}_batch": there if math.isfinite(there) else None,
+                "stalls_at_batch": self.proven, "seeds_stalled": self.stalled,
+                "fits": [{"start": a, "at_batch": b, f"at_{name}_batch": c} for a, b, c in self.fits]}
+
+
+def paired_fits(ctx: ProbeContext, other: int, images: int = FIT_IMAGES) -> PairedFits:
+    """``FIT_SEEDS`` pairs of short fits, at the config's batch and at ``other``, same weights and images."""
+    fits = []
+    for k in range(FIT_SEEDS):
+        seed = ctx.config.seed + 500 + k
+        start, here = short_fit(ctx, ctx.config.batch_size, seed, images)
+        fits.append((start, here, short_fit(ctx, other, seed, images)[1]))
+    return PairedFits(other, fits)
+
+
+class GradientNoiseScale(Probe):
+    """The simple gradient noise scale, pooled over fresh and trained weights, against the batch size."""
+
+    id = "optim.batch_too_small"
+    remedies = ("optim.larger_batch", "optim.lower_lr", "avg.ema")
+
+    def run(self, ctx: ProbeContext) -> list[Finding]:
+        cfg = ctx.config
+        n = len(ctx.tensors.x_train)
+        scale = noise_scale(ctx)
+        if scale is None:
+            return []
+        ratio = scale.bounded / cfg.batch_size
+        evidence = {**scale.evidence(cfg.batch_size), "ratio": ratio,
                     "rule": f"B_noise = sum tr(Σ) / sum |G|² over points; reported at B_noise/B >= {LOW_RATIO:g}: "
                             f"low; medium when {LARGER}x the batch ends a short fit lower in most seeds; "
                             f"high when it does in every seed and in some seed the batch stalls "
@@ -164,32 +253,12 @@ class GradientNoiseScale(Probe):
         if ratio < LOW_RATIO:
             return []
         larger = min(cfg.batch_size * LARGER, max(1, n // 4))
-        fits = []
-        if larger > cfg.batch_size:
-            for k in range(FIT_SEEDS):
-                seed = cfg.seed + 500 + k
-                start, small = short_fit(ctx, cfg.batch_size, seed)
-                fits.append((start, small, short_fit(ctx, larger, seed)[1]))
-        wins = sum(big < small for _, small, big in fits)
-        here = _median([small / start for start, small, _ in fits])
-        there = _median([big / start for start, _, big in fits])
-        # Seeds where training does not start at the batch but does at 4x it from the same
-        # weights; proof needs 4x the batch ahead in every seed as well.
-        stalled = sum(small / start >= STALLED and big / start <= LEARNS for start, small, big in fits)
-        stalls = bool(fits) and stalled > 0 and wins == len(fits)
-        evidence.update(larger_batch=larger, fit_seeds=len(fits), larger_batch_wins=wins,
-                        progress_at_batch=here if math.isfinite(here) else None,
-                        progress_at_larger_batch=there if math.isfinite(there) else None,
-                        stalls_at_batch=stalls, seeds_stalled=stalled,
-                        fits=[{"start": a, "at_batch": b, "at_larger_batch": c} for a, b, c in fits])
-        if stalls:
-            severity = Severity.HIGH
-        elif fits and wins * 2 > len(fits):
-            severity = Severity.MEDIUM
-        else:
-            severity = Severity.LOW
+        pairs = paired_fits(ctx, larger) if larger > cfg.batch_size else PairedFits(larger, [])
+        evidence.update(pairs.evidence("larger"))
+        severity = pairs.severity()
+        wins, stalled, stalls = pairs.wins, pairs.stalled, pairs.proven
         learns = severity != Severity.LOW
-        shown = f"{b_noise:,.0f}" if math.isfinite(b_noise) and b_noise <= sample else f"at least {sample:,}"
+        shown = scale.shown()
         return [self.finding(
             severity, f"Batch of {cfg.batch_size} is far below the gradient noise scale (~{shown})",
             f"The gradient noise scale (McCandlish et al. 2018) is {shown} images here, {ratio:.0f}x the "
@@ -197,7 +266,7 @@ class GradientNoiseScale(Probe):
             "them the val curve, jump from step to step"
             + (f". Trained from the same weights on the same images with lr {cfg.lr:g}, batch {larger} "
                f"({larger / cfg.batch_size:.0f}x fewer steps) ends at a lower loss than batch {cfg.batch_size} "
-               f"in {wins} of {len(fits)} seeds"
+               f"in {wins} of {len(pairs.fits)} seeds"
                + (f", and in {stalled} of them batch {cfg.batch_size} did not start training (loss "
                   f"{STALLED:.0%}+ of its start) while batch {larger} did: at this learning rate the small "
                   "batch's noise can stop training" if stalls else ": the small batch's noise may hold training back")
