@@ -75,8 +75,10 @@ SCENARIOS = [
     Scenario("bad_init", ("model.bad_init",), {}, {"init": "normal_large"}),
     # SGD at a learning rate that trains well at batch 32 (and at 8), run at batch 2.
     Scenario("batch_too_small", ("optim.batch_too_small",), {}, {"optimizer": "sgd", "lr": 0.01, "batch_size": 2}),
-    # 1,200 training images so a batch of 512 fits with room; B_noise is ~127 there (Ex. 2, 32 px).
-    Scenario("batch_too_large", ("optim.batch_too_large",), {"n_train": 1200}, {"batch_size": 512}),
+    # 1,200 training images so a batch of 512 fits with room; B_noise of the seed's Ex. 1
+    # model is ~30 there at 32 px (Ex. 2: ~128, too close to 512 / 4 to plant a clear fault).
+    Scenario("batch_too_large", ("optim.batch_too_large",), {"n_train": 1200},
+             {"model": "small_cnn", "batch_size": 512}),
     Scenario("batchnorm_small_batch", (), {"n_train": 200, "n_val": 200},
              {"model": "resnet18", "batch_size": 2, "width": 0.25}, harmless="model.batchnorm_small_batch"),
     # A weak lesion on 120 training images: the wide model memorises them and val loss turns up

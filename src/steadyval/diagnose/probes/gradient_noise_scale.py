@@ -135,6 +135,7 @@ class NoiseScale:
     b_noise: float
     sample: int  # images per point: the scale is known only up to this
     per_point: dict[str, float | None]
+    terms: dict[str, tuple[float, float]]  # point -> (tr(Σ), |G|²); trained points' names start "trained"
 
     @property
     def bounded(self) -> float:
@@ -177,7 +178,7 @@ def noise_scale(ctx: ProbeContext) -> NoiseScale | None:
         trace = sum(p[1][0] for p in points)
         signal = sum(p[1][1] for p in points)
         result = NoiseScale(trace / signal if signal > 0 else math.inf, min(K, n // MICRO) * MICRO,
-                            {name: (t / g if g > 0 else None) for name, (t, g) in points})
+                            {name: (t / g if g > 0 else None) for name, (t, g) in points}, dict(points))
     ctx.memo["noise_scale"] = result
     return result
 
