@@ -15,11 +15,15 @@ BatchNorm at batch 2 is one: on these images a resnet18 at batch 2 trains to a l
 loss than at batch 32 (0.03-0.13 against 0.21-0.54 at 32 px) and re-estimating its running
 statistics moves val loss by 0.2-1.0x its sampling error, even at momentum 0.9 or 1.0.
 
-Measured with --quick on a 2-core AMD EPYC (2026-11-27, HEAD cb9d7c9): the planted cause
-first in 16 of 16 fault scenarios (12 synthetic, 4 real), no high finding on the 3 clean
-twins, and BatchNorm at batch 2 not called a cause; 30 min in all. (The run before the
-noise-scale probe judged stalls per seed gave 15 of 16: batch_too_small came second to
-optim.lr_too_high.)
+Measured with --quick on a 2-core AMD EPYC (2026-11-27, at 57f2d8e): the planted cause
+first in 17 of 17 fault scenarios (13 synthetic, 4 real), no high finding on the 3 clean
+twins, and BatchNorm at batch 2 not called a cause; 31 min in all. That run's
+optim.batch_too_large probe pooled fresh and trained weights as the small-batch probe does,
+and on pneumoniamnist_kaggle (90 % positive) called batch 32 too large; judged as it is now
+(fresh models at the class prior, then the larger of that and the trained estimate),
+batch_too_large, class_imbalance and pneumoniamnist_kaggle were run again: all three right,
+batch_too_large with optim.smaller_batch judged helps, pneumoniamnist_kaggle without that
+finding. (Before stop 8's per-seed stall rule: 15 of 16.)
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
