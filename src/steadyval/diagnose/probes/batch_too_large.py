@@ -111,7 +111,8 @@ class BatchTooLarge(Probe):
         pairs = (paired_fits(ctx, smaller, images=max(FIT_IMAGES, SMALLER * batch))
                  if smaller >= MIN_SMALLER else PairedFits(smaller, []))
         severity = pairs.severity()
-        evidence = {**scale.evidence(cfg.batch_size), "gradient_noise_scale": b_noise,
+        # The shared estimate's fields, with this probe's scale in place of the shared one.
+        evidence = {**scale.evidence(cfg.batch_size), "gradient_noise_scale": b_noise, "noise_scale_at_least": None,
                     "noise_scale_by_group": groups, "ratio": ratio, **pairs.evidence("smaller"),
                     "rule": "B_noise = the larger of sum tr(Σ) / sum |G|² over fresh models (output bias at the "
                             f"class prior) and over trained weights; reported at B/B_noise >= {HIGH_RATIO:g}: "
