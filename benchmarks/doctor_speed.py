@@ -15,6 +15,10 @@ baseline 24 %, probes 2 %, trials 74 %. The target is not met on that machine: t
 trainings are the time, and a training there is ~600 img/s of conv forward/backward
 (oneDNN, fp32). Training the 3 seeds as one grouped-convolution ensemble was measured
 slower (0.79x for the Ex. 2 model's second convolution), so seeds train one after another.
+Again at 313f8da (2026-11-27, same machine, with the batch-too-large probe): 13.8 min, 12
+trainings at 66.9 s each inside the doctor against 67.7 s for one alone in the same
+session (the machine ran slower than at the 12.8 min run); baseline 23.5 %, probes 2.4 %
+(19.6 s), trials 73.6 %.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
