@@ -1,9 +1,8 @@
 """optim.batch_too_large: a batch far above the gradient noise scale.
 
 The other side of ``optim.batch_too_small``: the simple noise scale B_noise (McCandlish et
-al. 2018), estimated as there but with fresh models' output bias first moved to the class
-prior, and judged by the larger of that and the trained weights' estimate (see
-``large_batch_scale``: on imbalanced data a fresh model's scale is tiny). Their model of
+al. 2018), from the same points (computed once and shared), judged by the larger of the
+fresh models' and the trained weights' pooled estimates (``large_batch_scale``). Their model of
 training: reaching a given loss takes S = S_min (1 + B_noise / B) steps and E = E_min
 (1 + B / B_noise) epochs. Far above B_noise a step's gradient is nearly the full gradient,
 so a larger batch buys almost no progress per step and costs its size in images: at
@@ -30,18 +29,14 @@ from __future__ import annotations
 
 import math
 
-import torch
-from torch import nn
-
 from steadyval.diagnose.base import Probe, ProbeContext
 from steadyval.diagnose.probes.gradient_noise_scale import (
     FIT_IMAGES,
-    INIT_SEEDS,
     LEARNS,
     STALLED,
+    NoiseScale,
     PairedFits,
     noise_scale,
-    noise_terms,
     paired_fits,
 )
 from steadyval.findings import Finding, Severity
@@ -56,33 +51,17 @@ def _pooled(terms: list[tuple[float, float]]) -> float:
     return sum(t for t, _ in terms) / signal if signal > 0 else math.inf
 
 
-def _at_prior(model: nn.Module, prior: float) -> nn.Module:
-    """``model`` with its output bias at the class prior's log-odds (the first thing training learns)."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == 1 and m.bias is not None]
-    if last:
-        p = min(max(prior, 1e-3), 1 - 1e-3)
-        with torch.no_grad():
-            last[-1].bias.fill_(math.log(p / (1 - p)))
-    return model
-
-
-def large_batch_scale(ctx: ProbeContext) -> tuple[float, dict[str, float]]:
+def large_batch_scale(scale: NoiseScale) -> tuple[float, dict[str, float]]:
     """The noise scale a batch must be far above: the larger of two pooled estimates.
 
-    Fresh models, with the output bias moved to the class prior, and the trained baseline
-    weights (when the doctor gives them), each group pooled as for the small batch. Not the
-    shared estimate: at a fresh model's weights every image of the majority class pulls
-    the output bias the same way, so on imbalanced data the noise scale there is tiny and
-    dominates a pooled sum. Measured on PneumoniaMNIST (90 % positive, 32 px): 3.7 and 3.9
-    at two fresh models, 1,014 at the trained weights, 4.8 pooled, which would call a batch
-    of 32 "far above" a scale the trained model puts at 1,000.
+    The shared estimate's points in two groups, each pooled: fresh models (output bias at
+    the class prior) and the trained baseline weights, when the doctor gives them. The
+    larger is the conservative choice for "far above": the batch must be far above the
+    scale both where training starts and where it spends its time.
     """
-    cfg = ctx.config
-    prior = float(ctx.tensors.y_train.float().mean())
-    fresh = [noise_terms(ctx, _at_prior(ctx.model(seed=cfg.seed + s), prior), 7 + s) for s in range(INIT_SEEDS)]
+    fresh = [t for n, t in scale.terms.items() if not n.startswith("trained")]
+    trained = [t for n, t in scale.terms.items() if n.startswith("trained")]
     groups = {"fresh, output at the class prior": _pooled(fresh)}
-    shared = noise_scale(ctx)
-    trained = [t for name, t in shared.terms.items() if name.startswith("trained")] if shared else []
     if trained:
         groups["trained"] = _pooled(trained)
     return max(groups.values()), groups
@@ -100,7 +79,7 @@ class BatchTooLarge(Probe):
         scale = noise_scale(ctx)
         if scale is None:
             return []
-        b_noise, groups = large_batch_scale(ctx)
+        b_noise, groups = large_batch_scale(scale)
         if not math.isfinite(b_noise) or b_noise > scale.sample:
             return []  # noise dominates the whole sample somewhere: no batch is far above the scale
         batch = min(cfg.batch_size, n)
