@@ -23,7 +23,10 @@ and on pneumoniamnist_kaggle (90 % positive) called batch 32 too large; judged a
 (fresh models at the class prior, then the larger of that and the trained estimate),
 batch_too_large, class_imbalance and pneumoniamnist_kaggle were run again: all three right,
 batch_too_large with optim.smaller_batch judged helps, pneumoniamnist_kaggle without that
-finding. (Before stop 8's per-seed stall rule: 15 of 16.)
+finding. After both noise-scale probes started fresh models at the class prior (8013147),
+9 scenarios were run again, all right: label_shift, class_imbalance, lr_too_high,
+batch_too_small, batch_too_large, overfitting, clean, chestxray_leak, malaria_image_split.
+(Before stop 8's per-seed stall rule: 15 of 16.)
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
