@@ -38,17 +38,13 @@ from steadyval.diagnose.probes.gradient_noise_scale import (
     PairedFits,
     noise_scale,
     paired_fits,
+    pooled,
 )
 from steadyval.findings import Finding, Severity
 
 HIGH_RATIO = 4.0  # B / B_noise from which the batch is "far above" (2.5x the epochs of B / 4)
 SMALLER = 4  # the optim.smaller_batch remedy's divisor
 MIN_SMALLER = 2  # a quarter batch below this is not tried (BatchNorm needs two images)
-
-
-def _pooled(terms: list[tuple[float, float]]) -> float:
-    signal = sum(g for _, g in terms)
-    return sum(t for t, _ in terms) / signal if signal > 0 else math.inf
 
 
 def large_batch_scale(scale: NoiseScale) -> tuple[float, dict[str, float]]:
@@ -61,9 +57,9 @@ def large_batch_scale(scale: NoiseScale) -> tuple[float, dict[str, float]]:
     """
     fresh = [t for n, t in scale.terms.items() if not n.startswith("trained")]
     trained = [t for n, t in scale.terms.items() if n.startswith("trained")]
-    groups = {"fresh, output at the class prior": _pooled(fresh)}
+    groups = {"fresh, output at the class prior": pooled(fresh)}
     if trained:
-        groups["trained"] = _pooled(trained)
+        groups["trained"] = pooled(trained)
     return max(groups.values()), groups
 
 

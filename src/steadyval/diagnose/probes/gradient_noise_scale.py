@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,14 +134,28 @@ def _median(values: list[float]) -> float:
     return float(np.median(values)) if values else math.nan
 
 
+def pooled(terms: Iterable[tuple[float, float]]) -> float:
+    """B_noise of several points: summed tr(Σ) over summed |G|² (inf when the signal sum is not positive)."""
+    terms = list(terms)
+    signal = sum(g for _, g in terms)
+    return sum(t for t, _ in terms) / signal if signal > 0 else math.inf
+
+
 @dataclass
 class NoiseScale:
     """The pooled simple noise scale: B_noise (inf when noise dominates the whole sample)."""
 
-    b_noise: float
     sample: int  # images per point: the scale is known only up to this
-    per_point: dict[str, float | None]
     terms: dict[str, tuple[float, float]]  # point -> (tr(Σ), |G|²); trained points' names start "trained"
+
+    @property
+    def b_noise(self) -> float:
+        """Σ tr(Σ) / Σ |G|² over every point."""
+        return pooled(self.terms.values())
+
+    @property
+    def per_point(self) -> dict[str, float | None]:
+        return {name: (t / g if g > 0 else None) for name, (t, g) in self.terms.items()}
 
     @property
     def bounded(self) -> float:
@@ -192,10 +207,7 @@ def noise_scale(ctx: ProbeContext) -> NoiseScale | None:
             best = Path(w).with_name("best.pt")
             path = best if best.exists() else Path(w)
             points.append((f"trained {path.parent.name}", noise_terms(ctx, ctx.trained_model(path), 7)))
-        trace = sum(p[1][0] for p in points)
-        signal = sum(p[1][1] for p in points)
-        result = NoiseScale(trace / signal if signal > 0 else math.inf, min(K, n // MICRO) * MICRO,
-                            {name: (t / g if g > 0 else None) for name, (t, g) in points}, dict(points))
+        result = NoiseScale(min(K, n // MICRO) * MICRO, dict(points))
     ctx.memo["noise_scale"] = result
     return result
 
