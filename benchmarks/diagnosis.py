@@ -25,7 +25,9 @@ batch_too_large, class_imbalance and pneumoniamnist_kaggle were run again: all t
 batch_too_large with optim.smaller_batch judged helps, pneumoniamnist_kaggle without that
 finding. After both noise-scale probes started fresh models at the class prior (8013147),
 9 scenarios were run again, all right: label_shift, class_imbalance, lr_too_high,
-batch_too_small, batch_too_large, overfitting, clean, chestxray_leak, malaria_image_split.
+batch_too_small, batch_too_large, overfitting, clean, chestxray_leak, malaria_image_split;
+and at caa8e62 the last two real sets: pneumoniamnist_kaggle (split.label_shift first,
+split.rebalance helps, 324 s) and breastmnist (split.duplicate_leakage first, 40 s).
 (Before stop 8's per-seed stall rule: 15 of 16.)
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
