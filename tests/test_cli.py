@@ -114,6 +114,16 @@ def test_cv_command_reports_mean_spread_and_fold_vs_seed(make_synthetic, tmp_pat
             seen += list(run.val_index["path"])
     assert len(seen) == len(set(seen)) == 200
     assert "folds" in result.output and "seeds" in result.output
+    assert "not measurable" not in result.output
+
+
+def test_cv_says_which_measures_too_few_epochs_cannot_give(make_synthetic, tmp_path: Path) -> None:
+    data = make_synthetic(n_train=80, n_val=40, image_size=32, seed=3).path
+    result = runner.invoke(app, ["cv", str(data), "--out", str(tmp_path / "cv"), "--folds", "2", "--seeds", "1",
+                                 "-q", "--set", "image_size=32", "--set", "epochs=2", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "not measurable in 2 epoch(s): val_loss_volatility" in result.output
+    assert "nan" not in result.output
 
 
 def test_doctor_refuses_bad_options_in_one_paragraph(make_synthetic, tmp_path: Path) -> None:

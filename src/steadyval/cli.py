@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -293,13 +294,21 @@ def cv(
     table = Table(show_header=True, header_style="bold")
     for col in ("measure", "mean ± sd", "per fold", "spread from folds"):
         table.add_column(col)
+    unmeasured = []
     for key, st in result.stats.items():
         share = st.get("fold_share")
+        if not math.isfinite(st["mean"]):
+            unmeasured.append(key)
+            table.add_row(key, "-", "-", "-")
+            continue
         table.add_row(key, f"{st['mean']:.3f} ± {st['sd']:.3f}", " ".join(f"{v:.3f}" for v in st["per_fold"]),
                       "-" if share is None or share != share else f"{share:.0%} folds / {1 - share:.0%} seeds")
     out.print(f"{folds}-fold cross-validation, {len(result.seeds)} seed(s) per fold, positive class "
               f"[bold]{ds.positive}[/]")
     out.print(table)
+    if unmeasured:
+        out.print(f"not measurable in {cfg.epochs} epoch(s): {', '.join(unmeasured)} "
+                  "(val-loss volatility needs at least 4 epochs, churn 2); raise --set epochs=N.")
     path = json_path or out_dir / "cv.json"
     atomic_write_json(path, result.to_dict())
     out.print(f"results: {path}")

@@ -35,8 +35,9 @@ def test_lightning_rows_split_per_epoch_and_phase_csv(tmp_path: Path) -> None:
 
 def test_column_mapping_and_errors(tmp_path: Path) -> None:
     (tmp_path / "g.csv").write_text("it,tl,vl\n0,0.7,0.8\n1,0.6,0.7\n")
-    with pytest.raises(DataError, match="--columns val_loss=NAME"):
+    with pytest.raises(DataError, match="--columns val_loss=NAME") as caught:
         read_log(tmp_path / "g.csv")
+    assert "g.csv" in str(caught.value)  # the error names the file it could not read
     h = read_log(tmp_path / "g.csv", columns={"loss": "tl", "val_loss": "vl", "epoch": "it"})
     assert h.column("val_loss").tolist() == [0.8, 0.7]
     with pytest.raises(DataError, match="unknown column"):

@@ -69,7 +69,7 @@ def read_log(path: Path | str, *, val_size: int | None = None, trust_pickle: boo
                     f"'{path.suffix}'", "Export the history with Keras's CSVLogger or as JSON.")
 
 
-def _canonical(frame: pd.DataFrame, columns: dict[str, str] | None) -> pd.DataFrame:
+def _canonical(frame: pd.DataFrame, columns: dict[str, str] | None, source: str) -> pd.DataFrame:
     rename = {c: ALIASES.get(c.strip().lower(), c.strip().lower()) for c in frame.columns}
     frame = frame.rename(columns=rename)
     if columns:
@@ -82,7 +82,7 @@ def _canonical(frame: pd.DataFrame, columns: dict[str, str] | None) -> pd.DataFr
     if "epoch" not in frame:
         frame.insert(0, "epoch", np.arange(len(frame)))
     if "loss" not in frame and "val_loss" not in frame and "val_accuracy" not in frame:
-        raise DataError("LOG", "needs at least one of loss, val_loss, val_accuracy",
+        raise DataError(f"LOG '{source}'", "needs at least one of loss, val_loss, val_accuracy",
                         f"columns {list(frame.columns)}", "Map your column names with --columns val_loss=NAME.")
     return frame.reset_index(drop=True)
 
@@ -94,7 +94,7 @@ def _from_dict(data: object, source: str, val_size: int | None) -> History:
     lengths = {k: len(v) for k, v in data.items() if isinstance(v, (list, tuple, np.ndarray))}
     n = max(lengths.values()) if lengths else 0
     frame = pd.DataFrame({k: list(v) + [np.nan] * (n - len(v)) for k, v in data.items() if k in lengths})
-    return History(source, _canonical(frame, None), val_size)
+    return History(source, _canonical(frame, None, source), val_size)
 
 
 def _from_csv(path: Path, val_size: int | None, columns: dict[str, str] | None) -> History:
@@ -112,7 +112,7 @@ def _from_csv(path: Path, val_size: int | None, columns: dict[str, str] | None) 
         # Lightning logs train and val metrics on separate rows of the same epoch.
         frame = frame.groupby("epoch", sort=True).last().reset_index()
         frame = frame.drop(columns=[c for c in ("step",) if c in frame])
-    return History(str(path), _canonical(frame, columns), val_size)
+    return History(str(path), _canonical(frame, columns, str(path)), val_size)
 
 
 def _pivot_phases(frame: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +179,7 @@ def _tensorboard(root: Path, events: list[Path], val_size: int | None) -> Histor
     frame.index.name = "epoch"
     frame = frame.reset_index()
     frame.columns = [c.replace("val_epoch_", "val_") for c in frame.columns]
-    return History(str(root), _canonical(frame, None), val_size, notes=notes)
+    return History(str(root), _canonical(frame, None, str(root)), val_size, notes=notes)
 
 
 def _by_start_time(events: list[Path]) -> list[Path]:
