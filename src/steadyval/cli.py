@@ -347,7 +347,9 @@ def _print_doctor(result: Any) -> None:
     s = result.dataset.summary()
     out.print(Panel(result.headline, title="verdict", border_style="red" if result.unstable else "green"))
     out.print(f"[dim]{s['source']}: {s['n_train']} train / {s['n_val']} val images, positive class "
-              f"{s['positive']}; {len(result.seeds)} seeds; {result.reused_trials} trial(s) reused[/]")
+              f"{s['positive']}; {len(result.seeds)} seeds; {result.reused_trials} trial(s) reused"
+              + (f"; {result.replayed_trials} early-stopping trial(s) read off their twins' epochs, "
+                 "not retrained" if result.replayed_trials else "") + "[/]")
     if result.causes:
         table = Table(title="causes, ranked", show_header=True, header_style="bold", title_justify="left")
         for col in ("#", "severity", "cause", "why this rank"):

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from steadyval.errors import ConfigError, did_you_mean
 
 AUGMENTS = ("none", "geometric", "intensity", "geometric+intensity")
+# The fields that decide only when a run stops and which weights it keeps: two configs that
+# differ in nothing else train the same epochs (see steadyval.train.replay).
+STOPPING_FIELDS = frozenset({"early_stopping", "monitor", "patience", "smoothing", "restore_best"})
 
 
 class TrainConfig(BaseModel):

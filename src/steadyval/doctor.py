@@ -77,6 +77,11 @@ class DoctorResult:
         return sum(o.reused for a in (self.baseline, *self.arms) for o in a.outcomes)
 
     @property
+    def replayed_trials(self) -> int:
+        """Early-stopping trials read off the epochs of their twin without it, instead of trained."""
+        return sum(bool(o.replayed_from) and not o.reused for a in (self.baseline, *self.arms) for o in a.outcomes)
+
+    @property
     def unstable(self) -> bool:
         """True when the baseline's validation is volatile beyond noise (medium or worse)."""
         return any(f.id == "curves.volatile" and f.severity.at_least(Severity.MEDIUM) for f in self.curve_findings)
@@ -102,7 +107,7 @@ class DoctorResult:
             "trials": [self.baseline.to_dict(), *[a.to_dict() for a in self.arms]],
             "not_trialled": self.not_trialled,
             "skipped": {**self.audit.skipped, **self.probes.skipped},
-            "seconds": self.seconds, "reused_trials": self.reused_trials,
+            "seconds": self.seconds, "reused_trials": self.reused_trials, "replayed_trials": self.replayed_trials,
         }
 
 

@@ -80,3 +80,41 @@ def test_worker_processes_give_the_in_process_results(small, tmp_path):
     for a, b in zip(pooled, inline, strict=True):
         assert a.measures == pytest.approx(b.measures, rel=0.02, abs=1e-3)
     assert [o.seed for o in pooled] == [0, 1] and not any(o.reused for o in pooled)
+
+
+def test_training_key_ignores_only_when_a_trial_stops():
+    a = TrialSpec("baseline", (), FAST)
+    es = FAST.model_copy(update={"early_stopping": True, "patience": 2, "monitor": "val_auc", "smoothing": 0.5})
+    assert a.training_key("d") == TrialSpec("stop.early", ("stop.early",), es).training_key("d")
+    assert a.key("d") != TrialSpec("stop.early", ("stop.early",), es).key("d")
+    assert a.training_key("d") != TrialSpec("x", (), FAST.model_copy(update={"lr": 0.01})).training_key("d")
+    assert a.training_key("d") != TrialSpec("x", (), FAST, SplitChange(rebalance=True)).training_key("d")
+
+
+def test_early_stopping_trials_are_read_off_their_twins_and_equal_training_them(small, tmp_path, monkeypatch):
+    from steadyval.experiments.runner import run_grid
+
+    fp = fingerprint(small)
+    es = FAST.model_copy(update={"early_stopping": True, "patience": 2, "epochs": 8})
+    base = [TrialSpec("baseline", (), FAST.model_copy(update={"seed": s, "epochs": 8})) for s in (0, 1)]
+    stop = [TrialSpec("stop.early", ("stop.early",), es.model_copy(update={"seed": s})) for s in (0, 1)]
+    trained = run_grid(stop, small, tmp_path / "trained", fp)  # no twin there: trained for real
+    assert not any(o.replayed_from for o in trained)
+    first = run_grid(base, small, tmp_path / "grid", fp)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("trained an early-stopping trial whose twin had run")
+
+    monkeypatch.setattr("steadyval.train.train", boom)
+    # The twins finished in an earlier grid (the doctor's baseline), under the same root.
+    replayed = run_grid(stop, small, tmp_path / "grid", fp)
+    assert [o.replayed_from for o in replayed] == [o.key for o in first]
+    for r, t in zip(replayed, trained, strict=True):
+        assert r.measures == pytest.approx(t.measures, rel=0, abs=0, nan_ok=True)
+        assert r.status == t.status and r.key == t.key
+    assert any(o.status == "early_stopped" for o in replayed)  # the stop really cut the runs
+    monkeypatch.undo()
+    # Twin and early-stopping trial in one grid: the twin trains, the other is read off it.
+    both = run_grid([base[0], stop[0]], small, tmp_path / "one-grid", fp)
+    assert both[1].replayed_from == both[0].key
+    assert both[1].measures == pytest.approx(trained[0].measures, rel=0, abs=0, nan_ok=True)

@@ -14,7 +14,7 @@ from steadyval.data import load_dataset
 from steadyval.train import load_run, train
 from steadyval.train.augment import augment_batch, build_augmentation
 from steadyval.train.models import build_model
-from steadyval.train.trainer import _EarlyStopping
+from steadyval.train.trainer import EarlyStopping
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ STOPPING = [
 
 @pytest.mark.parametrize(("values", "patience", "stop_at"), STOPPING)
 def test_early_stopping_table(values: list[float], patience: int, stop_at: int | None) -> None:
-    stopper = _EarlyStopping(TrainConfig(early_stopping=True, patience=patience))
+    stopper = EarlyStopping(TrainConfig(early_stopping=True, patience=patience))
     stopped = None
     for epoch, v in enumerate(values):
         stopper.update({"val_loss": v}, epoch)
@@ -115,8 +115,8 @@ def test_early_stopping_table(values: list[float], patience: int, stop_at: int |
 
 def test_smoothing_rides_through_a_one_epoch_blip() -> None:
     values = [0.6, 0.5, 0.49, 0.52, 0.45]  # epoch 3 is a blip, epoch 4 improves again
-    plain = _EarlyStopping(TrainConfig(patience=1))
-    smooth = _EarlyStopping(TrainConfig(patience=1, smoothing=0.8))
+    plain = EarlyStopping(TrainConfig(patience=1))
+    smooth = EarlyStopping(TrainConfig(patience=1, smoothing=0.8))
     stops = {"plain": None, "smooth": None}
     for e, v in enumerate(values):
         for name, stopper in (("plain", plain), ("smooth", smooth)):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from steadyval._progress import progress_bar
 from steadyval.data import Dataset
-from steadyval.experiments.trials import TrialOutcome, TrialSpec, load_outcome, run_trial
+from steadyval.experiments.trials import TrialOutcome, TrialSpec, load_outcome, replay_trial, run_trial
 
 _WORKER_DATASET: Dataset | None = None
 
@@ -63,6 +63,11 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
             outcomes[i] = cached
         else:
             todo.append(i)
+    # Early-stopping trials whose training twin is in this grid, or finished on disk, are read
+    # off the twin's epochs after it (steadyval.train.replay), not trained.
+    twins = _twins(specs, todo, root, fp)
+    replays = [i for i in todo if i in twins]
+    todo = [i for i in todo if i not in twins]
     workers = min(workers or default_workers(), max(1, len(todo)))
     reused = len(outcomes)
     with progress_bar(len(specs), label + (f" ({reused} reused)" if reused else ""), progress) as advance:
@@ -95,4 +100,33 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
                     for fut in pending:
                         fut.cancel()
                     raise
+        for i in replays:
+            twin = twins[i]
+            source = outcomes[twin] if isinstance(twin, int) else twin
+            replayed = replay_trial(specs[i], source, root, fp)
+            outcomes[i] = replayed if replayed is not None else run_trial(specs[i], dataset, root, fp)
+            if on_done:
+                on_done(outcomes[i])
+            advance(1)
     return [outcomes[i] for i in range(len(specs))]
+
+
+def _twins(specs: Sequence[TrialSpec], todo: Sequence[int], root: Path, fp: str) -> dict[int, int | TrialOutcome]:
+    """For each early-stopping trial to run, its training twin without early stopping: the index
+    of a spec in this grid, or a finished outcome under ``root``."""
+    wanted = {i: specs[i].training_key(fp) for i in todo if specs[i].config.early_stopping}
+    if not wanted:
+        return {}
+    in_grid = {spec.training_key(fp): j for j, spec in enumerate(specs) if not spec.config.early_stopping}
+    on_disk: dict[str, TrialOutcome] = {}
+    for trial_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        done = load_outcome(trial_dir)
+        if done is not None and done.training and not done.replayed_from and done.status == "completed":
+            on_disk.setdefault(done.training, done)
+    twins: dict[int, int | TrialOutcome] = {}
+    for i, training in wanted.items():
+        if training in in_grid:
+            twins[i] = in_grid[training]
+        elif training in on_disk:
+            twins[i] = on_disk[training]
+    return twins

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from steadyval._io import atomic_write_json
-from steadyval.config import TrainConfig
+from steadyval.config import STOPPING_FIELDS, TrainConfig
 from steadyval.curves.measures import churn, val_loss_volatility
 from steadyval.data import Dataset
 from steadyval.data.split import fold_masks, stratified_group_split
@@ -47,9 +47,15 @@ class TrialSpec:
 
     def key(self, fingerprint: str) -> str:
         """A stable id of everything that determines this trial's result."""
-        payload = json.dumps({"config": self.config.model_dump(mode="json"), "split": asdict(self.split),
-                              "fold": self.fold, "folds": self.folds, "data": fingerprint},
-                             sort_keys=True, default=list)
+        return self._hash(self.config.model_dump(mode="json"), fingerprint)
+
+    def training_key(self, fingerprint: str) -> str:
+        """A stable id of the training alone: equal for trials that differ only in when they stop."""
+        return self._hash(self.config.model_dump(mode="json", exclude=set(STOPPING_FIELDS)), fingerprint)
+
+    def _hash(self, config: dict[str, Any], fingerprint: str) -> str:
+        payload = json.dumps({"config": config, "split": asdict(self.split), "fold": self.fold,
+                              "folds": self.folds, "data": fingerprint}, sort_keys=True, default=list)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -68,6 +74,8 @@ class TrialOutcome:
     n_train: int
     n_val: int
     run_dir: str
+    training: str = ""  # TrialSpec.training_key: trials with the same one trained the same epochs
+    replayed_from: str = ""  # the key of the trial this one was read off (early stopping), if any
     reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,11 +154,41 @@ def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: s
     data = apply_split(dataset, spec.split, spec.fold, spec.folds)
     start = time.perf_counter()
     run = train(data, spec.config, trial_dir / "run")
+    return _finish(spec, run, trial_dir, data_fingerprint, time.perf_counter() - start)
+
+
+def replay_trial(spec: TrialSpec, source: TrialOutcome, root: Path, data_fingerprint: str) -> TrialOutcome | None:
+    """An early-stopping trial read off ``source``, its training twin that ran every epoch.
+
+    None when ``source`` cannot stand in (another training, or it did not finish every epoch);
+    the caller then trains the trial. See :mod:`steadyval.train.replay` for why this is exact.
+    """
+    from steadyval.train import load_run
+    from steadyval.train.replay import can_replay, replay_early_stopping
+
+    key = spec.key(data_fingerprint)
+    trial_dir = root / key
+    cached = load_outcome(trial_dir)
+    if cached is not None:
+        return cached
+    if source.training != spec.training_key(data_fingerprint):
+        return None
+    twin = load_run(source.run_dir)
+    if not can_replay(twin, spec.config):
+        return None
+    if trial_dir.exists():
+        shutil.rmtree(trial_dir)
+    run = replay_early_stopping(twin, spec.config, trial_dir / "run")
+    return _finish(spec, run, trial_dir, data_fingerprint, float(run.info["seconds"]), replayed_from=source.key)
+
+
+def _finish(spec: TrialSpec, run: Any, trial_dir: Path, data_fingerprint: str, seconds: float,
+            replayed_from: str = "") -> TrialOutcome:
     outcome = TrialOutcome(
-        key=key, arm=spec.arm, remedies=list(spec.remedies), seed=spec.seed, fold=spec.fold,
+        key=trial_dir.name, arm=spec.arm, remedies=list(spec.remedies), seed=spec.seed, fold=spec.fold,
         measures=measure(run.metrics, run.val_probs, run.info, spec.config), status=run.status,
-        seconds=time.perf_counter() - start, n_train=int(run.info["n_train"]), n_val=int(run.info["n_val"]),
-        run_dir=str(trial_dir / "run"),
+        seconds=seconds, n_train=int(run.info["n_train"]), n_val=int(run.info["n_val"]),
+        run_dir=str(trial_dir / "run"), training=spec.training_key(data_fingerprint), replayed_from=replayed_from,
     )
     atomic_write_json(trial_dir / "result.json", outcome.to_dict())
     return outcome

@@ -173,7 +173,7 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
                                "parameters": count_parameters(model), "positive": dataset.positive,
                                "classes": list(dataset.classes), "steps_per_epoch": steps,
                                "precision": precision}
-    stopper = _EarlyStopping(config)
+    stopper = EarlyStopping(config)
     best_state = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
     try:
@@ -249,7 +249,7 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
 
 
 def _finish(out: Path, model: nn.Module, ema: nn.Module | None, best_state: dict, config: TrainConfig,
-            stopper: _EarlyStopping, info: dict, start: float, rows: list[dict[str, float]]) -> None:
+            stopper: EarlyStopping, info: dict, start: float, rows: list[dict[str, float]]) -> None:
     final = ema.module if ema is not None else model
     torch.save(final.state_dict(), out / "last.pt")
     torch.save(best_state, out / "best.pt")
@@ -264,7 +264,7 @@ def _finish(out: Path, model: nn.Module, ema: nn.Module | None, best_state: dict
     atomic_write_json(out / "run.json", info)
 
 
-class _EarlyStopping:
+class EarlyStopping:
     """Tracks the (optionally smoothed) monitored metric; records why it stopped."""
 
     def __init__(self, config: TrainConfig) -> None:
