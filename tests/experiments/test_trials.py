@@ -113,6 +113,15 @@ def test_early_stopping_trials_are_read_off_their_twins_and_equal_training_them(
         assert r.measures == pytest.approx(t.measures, rel=0, abs=0, nan_ok=True)
         assert r.status == t.status and r.key == t.key
     assert any(o.status == "early_stopped" for o in replayed)  # the stop really cut the runs
+    # Compared over the epochs it ran, early stopping leaves the curve exactly as it was: the
+    # verdict rests on the model it keeps, not on the descent a shorter run is made of.
+    from steadyval.experiments.verdicts import compare, summarise
+
+    arm = compare(summarise("baseline", first), summarise("stop.early", replayed))
+    assert arm.changes["val_loss_volatility"].mean == 0 and arm.changes["churn"].mean == 0
+    assert "over the epochs each of" in arm.reason
+    whole = [o.measures["val_loss_volatility"] for o in first]
+    assert any(r.measures["val_loss_volatility"] != w for r, w in zip(replayed, whole, strict=True))
     monkeypatch.undo()
     # Twin and early-stopping trial in one grid: the twin trains, the other is read off it.
     both = run_grid([base[0], stop[0]], small, tmp_path / "one-grid", fp)

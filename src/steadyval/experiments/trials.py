@@ -137,6 +137,26 @@ def measure(metrics: pd.DataFrame, val_probs: np.ndarray, info: dict[str, Any],
     return {k: (float(v) if v is not None else math.nan) for k, v in out.items()}
 
 
+def window_measures(run_dir: Path | str, epochs: int) -> dict[str, float] | None:
+    """Volatility and churn of a finished run over its first ``epochs`` epochs (None if unreadable).
+
+    An early-stopped arm ran fewer epochs than its baseline; its curve over those epochs is
+    compared with the baseline's over the same epochs, or the descent that dominates early
+    epochs would count as instability that training longer merely dilutes.
+    """
+    run_dir = Path(run_dir)
+    try:
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+        probs = np.load(run_dir / "val_probs.npy")
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if len(metrics) < epochs or len(probs) < epochs:
+        return None
+    val_loss = metrics["val_loss"].to_numpy(dtype=float)[:epochs]
+    return {"val_loss_volatility": val_loss_volatility(val_loss),
+            "churn": churn(probs[1:epochs] >= 0.5) if epochs > 2 else math.nan}
+
+
 def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: str) -> TrialOutcome:
     """Train one trial into ``root/<key>/`` unless its result is already there."""
     import time

@@ -16,6 +16,10 @@ t-interval over the pairs. Rules (DESIGN.md:
 
 A baseline that learns nothing has a flat, "calm" val loss; a remedy that makes it learn
 raises volatility (the descent counts as change) while AUROC rises: that is ``helps``.
+
+A remedy run that stopped early (early stopping) is compared with its baseline seed over the
+epochs both ran: over its whole length the baseline's volatility and churn would be diluted
+by the calmer late epochs, and the early stop would read as a rise in instability.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from steadyval.experiments.trials import TrialOutcome
+from steadyval.experiments.trials import TrialOutcome, window_measures
 
 AUROC_MARGIN = 0.02  # an AUROC loss smaller than this is not counted against a remedy
 USELESS_AUROC = 0.55  # within 0.05 of chance (0.5)
@@ -122,8 +126,8 @@ def summarise(arm: str, outcomes: list[TrialOutcome]) -> TrialSummary:
 
 def compare(baseline: TrialSummary, arm: TrialSummary) -> TrialSummary:
     """Fill ``arm``'s paired changes against ``baseline`` and its verdict."""
-    base = {(o.seed, o.fold): o.measures for o in baseline.outcomes}
-    pairs = [(base[(o.seed, o.fold)], o.measures) for o in arm.outcomes if (o.seed, o.fold) in base]
+    base = {(o.seed, o.fold): o for o in baseline.outcomes}
+    pairs = [(_matched(base[(o.seed, o.fold)], o), o.measures) for o in arm.outcomes if (o.seed, o.fold) in base]
 
     def rel(k: str) -> Interval:
         # On the log scale, then back: a ratio's interval stays above -100 %.
@@ -138,7 +142,21 @@ def compare(baseline: TrialSummary, arm: TrialSummary) -> TrialSummary:
     arm.changes = {"val_loss_volatility": rel("val_loss_volatility"), "churn": rel("churn"),
                    "final_auroc": diff("final_auroc"), "best_auroc": diff("best_auroc")}
     arm.verdict, arm.reason = _verdict(baseline, arm)
+    shorter = [o for o in arm.outcomes if pairs and o.measures.get("epochs_run", math.inf)
+               < base.get((o.seed, o.fold), o).measures.get("epochs_run", -math.inf)]
+    if shorter:
+        arm.reason += (f" (volatility and churn compared with the baseline over the epochs each of "
+                       f"{len(shorter)} early-stopped run(s) trained)")
     return arm
+
+
+def _matched(base: TrialOutcome, other: TrialOutcome) -> dict[str, float]:
+    """``base``'s measures, with volatility and churn over the epochs ``other`` ran when it stopped sooner."""
+    ran, base_ran = other.measures.get("epochs_run", math.nan), base.measures.get("epochs_run", math.nan)
+    if not (math.isfinite(ran) and math.isfinite(base_ran) and ran < base_ran):
+        return base.measures
+    window = window_measures(base.run_dir, int(ran))
+    return base.measures if window is None else {**base.measures, **window}
 
 
 def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
