@@ -47,6 +47,23 @@ def test_outputs_inside_the_data_folder_are_refused(make_synthetic) -> None:
     assert not (synthetic.path.parent / "f.json").exists()
 
 
+def test_output_paths_that_cannot_be_written_are_refused_before_any_work(make_synthetic, tmp_path: Path) -> None:
+    data = str(make_synthetic(n_train=150, n_val=50, image_size=32, seed=2).path)
+    (tmp_path / "a_file").write_text("keep me")
+    cases = [
+        (("doctor", data, "--out", str(tmp_path / "a_file")), "--out: must be a folder"),
+        (("train", data, "--out", str(tmp_path / "a_file" / "run")), "under"),
+        (("cv", data, "--out", str(tmp_path / "cv"), "--json", str(tmp_path)), "--json: must be a file path"),
+        (("split", data, "-o", str(tmp_path)), "manifest.csv"),
+        (("demo", "--out", str(tmp_path / "a_file")), "--out: must be a folder"),
+    ]
+    for args, message in cases:
+        proc = _cli(*args)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert (tmp_path / "a_file").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing started, nothing written
+
+
 def test_split_command(make_synthetic, tmp_path: Path) -> None:
     result = runner.invoke(app, ["split", str(make_synthetic().path), "-o", str(tmp_path / "s.csv"),
                                  "--by", "site", "--json", str(tmp_path / "s.json")])

@@ -10,6 +10,42 @@ from pathlib import Path
 from typing import Any
 
 
+def check_out_dir(path: Path, option: str) -> None:
+    """Refuse an output folder that cannot be one (a file, under a file, unwritable); creates nothing."""
+    from steadyval.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(option, "must be a folder (steadyval writes several files into it)",
+                          f"'{path}', an existing file", f"Choose another {option}, or move the file away.")
+    _check_writable(path, option)
+
+
+def check_out_file(path: Path, option: str, example: str = "results.json") -> None:
+    """Refuse an output file path that cannot be written (a folder, under a file, unwritable)."""
+    from steadyval.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(option, "must be a file path", f"'{path}', an existing folder",
+                          f"Name a file, e.g. {path / example}.")
+    _check_writable(path.parent, option)
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    from steadyval.errors import ConfigError
+
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(option, "must lie in a folder", f"'{folder}', under '{existing}', which is a file",
+                          f"Choose another {option}.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(option, "must be somewhere steadyval may write", f"'{folder}' ('{existing}' is not "
+                          "writable)", f"Choose a {option} in a folder you can write.")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)

@@ -77,6 +77,7 @@ def audit(
     for target, what in ((json_path, "--json"), (report, "--report")):
         if target is not None:
             refuse_inside(target, data_root, what)
+    _check_outputs({"--report": report}, {"--json": json_path})
     result = run_audit(data, image_size=image_size, positive=positive, group=group, seed=seed,
                        cache_dir=cache_dir, progress=not quiet)
     _print_audit(result)
@@ -110,6 +111,7 @@ def train(
     from steadyval.train import train as run_training
 
     cfg = load_config(config, sets)
+    _check_outputs({"--out": out_dir}, {"--json": json_path})
     ds = load_dataset(data, image_size=max(cfg.image_size, 16), positive=positive, group=group,
                       seed=cfg.seed, cache_dir=cache_dir, progress=not quiet)
     out.print(f"training {cfg.model} on {len(ds.split_index('train'))} images, validating on "
@@ -160,6 +162,7 @@ def analyze(
                               "Write e.g. --columns val_loss=valid_loss,val_accuracy=valid_acc.") from None
     if val_size is not None and val_size < 1:
         raise ConfigError("--val-size", "must be a positive number of images", val_size, "Try e.g. 624.")
+    _check_outputs({"--report": report}, {"--json": json_path})
     results = run_analysis(logs, val_size=val_size, trust_pickle=trust_pickle, columns=mapping)
     for r in results:
         s = r.summary
@@ -196,6 +199,7 @@ def split(
     """
     from steadyval.data.split import write_split
 
+    _check_outputs(files={"-o/--out": output, "--json": json_path})
     table = write_split(data, output, by=by, val_fraction=val_fraction, seed=seed, group=group)
     counts = table["split"].value_counts()
     out.print(f"Wrote [bold]{output}[/]: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "val", "test")
@@ -254,6 +258,7 @@ def doctor(
     from steadyval.report.doctor import write_doctor_outputs
 
     cfg = load_config(config, sets)
+    _check_outputs({"--out": out_dir}, {"--json": json_path})
     result = run_doctor(data, out_dir, config=cfg, seeds=seeds, budget=budget, folds=folds,  # type: ignore[arg-type]
                         workers=workers, positive=positive, group=group, cache_dir=cache_dir,
                         progress=not quiet, log=lambda line: err.print(f"[dim]{line}[/]"))
@@ -288,6 +293,7 @@ def cv(
 
     cfg = load_config(config, sets)
     refuse_inside(out_dir, data if data.is_dir() else data.parent, "--out")
+    _check_outputs({"--out": out_dir}, {"--json": json_path})
     ds = load_dataset(data, image_size=cfg.image_size, positive=positive, group=group, seed=cfg.seed,
                       cache_dir=cache_dir, progress=not quiet)
     result = cross_validate(ds, cfg, out_dir, folds=folds, seeds=seeds, workers=workers, progress=not quiet)
@@ -328,6 +334,7 @@ def demo(
     from steadyval.report.doctor import write_doctor_outputs
     from steadyval.synthetic import demo_config, demo_spec, generate
 
+    _check_outputs({"--out": out_dir}, {"--json": json_path})
     spec = demo_spec(seed)
     out.print(f"Generating {spec.n_train + spec.n_val} synthetic radiographs with planted faults "
               f"in {out_dir / 'data'} …")
@@ -406,6 +413,18 @@ def _print_audit(result: AuditResult) -> None:
         out.print(f"[dim]not checked: {check_id} ({reason})[/]")
 
 
+def _check_outputs(dirs: dict[str, Path | None] | None = None, files: dict[str, Path | None] | None = None) -> None:
+    """Refuse, before any work, output paths that cannot be written (option -> path)."""
+    from steadyval._io import check_out_dir, check_out_file
+
+    for option, path in (dirs or {}).items():
+        if path is not None:
+            check_out_dir(path, option)
+    for option, path in (files or {}).items():
+        if path is not None:
+            check_out_file(path, option, "manifest.csv" if option == "-o/--out" else "results.json")
+
+
 def _write_outputs(result: AuditResult, json_path: Path | None, report: Path | None) -> None:
     from steadyval.report import write_audit_report, write_findings
 
@@ -425,6 +444,12 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except OSError as exc:  # the file system refused (disk full, permissions changed mid-run, ...)
+        where = f" '{exc.filename}'" if exc.filename else ""
+        err.print(f"[bold red]error:[/] the file system refused{where}: {exc.strerror or exc}. Check that the "
+                  "--out, --json and --report paths are writable and the disk has space; finished trials "
+                  "and epochs are kept, so re-running resumes.", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
