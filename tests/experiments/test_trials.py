@@ -126,4 +126,12 @@ def test_early_stopping_trials_are_read_off_their_twins_and_equal_training_them(
     # Twin and early-stopping trial in one grid: the twin trains, the other is read off it.
     both = run_grid([base[0], stop[0]], small, tmp_path / "one-grid", fp)
     assert both[1].replayed_from == both[0].key
+    # A twin whose run files are gone cannot stand in: the trial is trained instead.
+    import shutil
+
+    shutil.rmtree(tmp_path / "grid" / first[1].key / "run")
+    shutil.rmtree(tmp_path / "grid" / replayed[1].key)
+    again = run_grid(stop, small, tmp_path / "grid", fp)
+    assert again[0].reused and not again[1].reused and not again[1].replayed_from
+    assert again[1].measures == pytest.approx(trained[1].measures, rel=0, abs=0, nan_ok=True)
     assert both[1].measures == pytest.approx(trained[0].measures, rel=0, abs=0, nan_ok=True)

@@ -193,7 +193,10 @@ def replay_trial(spec: TrialSpec, source: TrialOutcome, root: Path, data_fingerp
         return cached
     if source.training != spec.training_key(data_fingerprint):
         return None
-    twin = load_run(source.run_dir)
+    try:
+        twin = load_run(source.run_dir)
+    except (OSError, ValueError, KeyError, TypeError):  # the twin's files were removed or damaged
+        return None
     if not can_replay(twin, spec.config):
         return None
     if trial_dir.exists():
