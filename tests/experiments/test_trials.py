@@ -119,7 +119,7 @@ def test_early_stopping_trials_are_read_off_their_twins_and_equal_training_them(
 
     arm = compare(summarise("baseline", first), summarise("stop.early", replayed))
     assert arm.changes["val_loss_volatility"].mean == 0 and arm.changes["churn"].mean == 0
-    assert "over the epochs each of" in arm.reason
+    assert "over the epochs each of 2 run(s) that stopped early" in arm.reason
     whole = [o.measures["val_loss_volatility"] for o in first]
     assert any(r.measures["val_loss_volatility"] != w for r, w in zip(replayed, whole, strict=True))
     monkeypatch.undo()

@@ -112,8 +112,8 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
 
 
 def _twins(specs: Sequence[TrialSpec], todo: Sequence[int], root: Path, fp: str) -> dict[int, int | TrialOutcome]:
-    """For each early-stopping trial to run, its training twin without early stopping: the index
-    of a spec in this grid, or a finished outcome under ``root``."""
+    """For each early-stopping trial to run, a training twin that runs (or ran) every epoch: the
+    index of a spec without early stopping in this grid, or a finished, trained outcome under ``root``."""
     wanted = {i: specs[i].training_key(fp) for i in todo if specs[i].config.early_stopping}
     if not wanted:
         return {}

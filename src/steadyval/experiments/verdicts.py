@@ -127,7 +127,8 @@ def summarise(arm: str, outcomes: list[TrialOutcome]) -> TrialSummary:
 def compare(baseline: TrialSummary, arm: TrialSummary) -> TrialSummary:
     """Fill ``arm``'s paired changes against ``baseline`` and its verdict."""
     base = {(o.seed, o.fold): o for o in baseline.outcomes}
-    pairs = [(_matched(base[(o.seed, o.fold)], o), o.measures) for o in arm.outcomes if (o.seed, o.fold) in base]
+    matched = [_matched(base[(o.seed, o.fold)], o) + (o.measures,) for o in arm.outcomes if (o.seed, o.fold) in base]
+    pairs = [(b, r) for b, _, r in matched]
 
     def rel(k: str) -> Interval:
         # On the log scale, then back: a ratio's interval stays above -100 %.
@@ -142,21 +143,21 @@ def compare(baseline: TrialSummary, arm: TrialSummary) -> TrialSummary:
     arm.changes = {"val_loss_volatility": rel("val_loss_volatility"), "churn": rel("churn"),
                    "final_auroc": diff("final_auroc"), "best_auroc": diff("best_auroc")}
     arm.verdict, arm.reason = _verdict(baseline, arm)
-    shorter = [o for o in arm.outcomes if pairs and o.measures.get("epochs_run", math.inf)
-               < base.get((o.seed, o.fold), o).measures.get("epochs_run", -math.inf)]
-    if shorter:
+    windowed = sum(w for _, w, _ in matched)
+    if windowed:
         arm.reason += (f" (volatility and churn compared with the baseline over the epochs each of "
-                       f"{len(shorter)} early-stopped run(s) trained)")
+                       f"{windowed} run(s) that stopped early trained)")
     return arm
 
 
-def _matched(base: TrialOutcome, other: TrialOutcome) -> dict[str, float]:
-    """``base``'s measures, with volatility and churn over the epochs ``other`` ran when it stopped sooner."""
+def _matched(base: TrialOutcome, other: TrialOutcome) -> tuple[dict[str, float], bool]:
+    """``base``'s measures, with volatility and churn over the epochs ``other`` ran when it stopped
+    sooner; and whether they were cut so."""
     ran, base_ran = other.measures.get("epochs_run", math.nan), base.measures.get("epochs_run", math.nan)
     if not (math.isfinite(ran) and math.isfinite(base_ran) and ran < base_ran):
-        return base.measures
+        return base.measures, False
     window = window_measures(base.run_dir, int(ran))
-    return base.measures if window is None else {**base.measures, **window}
+    return (base.measures, False) if window is None else ({**base.measures, **window}, True)
 
 
 def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
