@@ -153,9 +153,19 @@ def test_the_fast_budget_takes_remedies_breadth_first_up_to_its_size():
     overfit = Finding("model.overfitting", Severity.MEDIUM, "", "", {},
                       remedies=["stop.early", "reg.weight_decay", "reg.dropout", "aug.geometric"])
     lr = Finding("optim.lr_too_high", Severity.MEDIUM, "", "", {}, remedies=["optim.lower_lr", "optim.schedule"])
-    causes = rank_causes([], [overfit], [lr])
+    imbalance = Finding("data.class_imbalance", Severity.MEDIUM, "", "", {},
+                        remedies=["loss.class_weights", "sampler.balanced"])
+    causes = rank_causes([imbalance], [overfit], [lr])
     chosen, skipped = choose_remedies(causes, TrainConfig(), Hints(n_train=400), BUDGETS["fast"])
-    first, second = causes[0].finding.remedies, causes[1].finding.remedies
-    assert chosen == [first[0], second[0], first[1], second[1]]
-    assert "over the 4-remedy budget" in skipped["aug.geometric"]
+    order = [c.id for c in causes]
+    first = {c.id: [r for r in c.finding.remedies if r not in ("stop.early", "reg.dropout")] for c in causes}
+    # stop.early trains nothing (read off the baseline's epochs), so it takes no slot; the four
+    # slots go breadth first, one remedy from each cause, then a second from the first.
+    assert chosen[0] == "stop.early" and len(chosen) == 5
+    assert chosen[1:] == [first[order[0]][0], first[order[1]][0], first[order[2]][0], first[order[0]][1]]
+    assert any("over the 4-remedy budget" in why for why in skipped.values())
     assert skipped["reg.dropout"] == "does not apply to this config or data"  # cnn_dropout has it
+    # With early stopping already on, stop.early does not apply and nothing is free.
+    es = TrainConfig(early_stopping=True)
+    chosen_es, _ = choose_remedies(causes, es, Hints(n_train=400), BUDGETS["fast"])
+    assert "stop.early" not in chosen_es and len(chosen_es) == 4

@@ -26,7 +26,7 @@ from steadyval.data import Dataset, load_dataset
 from steadyval.diagnose import ProbeResult, probe
 from steadyval.diagnose.ranking import Cause, merge_seeds, rank_causes
 from steadyval.errors import ConfigError
-from steadyval.experiments.remedies import NOT_TRIALLED, Hints, SplitChange, apply_remedies, trialable
+from steadyval.experiments.remedies import NOT_TRIALLED, Hints, SplitChange, apply_remedies, trains, trialable
 from steadyval.experiments.runner import run_grid
 from steadyval.experiments.trials import TrialOutcome, TrialSpec, fingerprint
 from steadyval.experiments.verdicts import TrialSummary, compare, summarise
@@ -204,14 +204,22 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
 
 def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan: Budget,
                     ) -> tuple[list[str], dict[str, str]]:
-    """Remedies to trial, taken from the top causes in turn, and why the others were not."""
+    """Remedies to trial, taken from the top causes in turn, and why the others were not.
+
+    A remedy that only changes when runs stop (``stop.early``) trains nothing, its trials being
+    read off the baseline's epochs, so it is trialled wherever a cause lists it and takes none
+    of the budget's slots.
+    """
     relevant = [c for c in causes if c.finding.severity.at_least(Severity.MEDIUM)]
-    chosen: list[str] = []
+    chosen = list(dict.fromkeys(r for c in relevant for r in c.finding.remedies
+                                if trialable(r, config, hints) and not trains(r, config, hints)))
+    paid = 0
     for _ in range(plan.per_cause):
         for cause in relevant:
             usable = [r for r in cause.finding.remedies if r not in chosen and trialable(r, config, hints)]
-            if usable and len(chosen) < plan.max_remedies:
+            if usable and paid < plan.max_remedies:
                 chosen.append(usable[0])
+                paid += 1
     not_trialled: dict[str, str] = {}
     for r in dict.fromkeys(r for c in relevant for r in c.finding.remedies):
         if r in chosen:
@@ -220,7 +228,7 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
             not_trialled[r] = NOT_TRIALLED[r]
         elif not trialable(r, config, hints):
             not_trialled[r] = "does not apply to this config or data"
-        elif len(chosen) >= plan.max_remedies:
+        elif paid >= plan.max_remedies:
             not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
         else:
             not_trialled[r] = (f"the budget takes at most {plan.per_cause} remedies from one cause "

@@ -1,5 +1,13 @@
 from steadyval.config import TrainConfig
-from steadyval.experiments.remedies import NOT_TRIALLED, REMEDIES, Hints, SplitChange, apply_remedies, trialable
+from steadyval.experiments.remedies import (
+    NOT_TRIALLED,
+    REMEDIES,
+    Hints,
+    SplitChange,
+    apply_remedies,
+    trains,
+    trialable,
+)
 from steadyval.findings import REMEDY_IDS
 
 
@@ -45,3 +53,9 @@ def test_split_remedies_and_combinations():
 def test_the_remedies_that_change_the_val_set_say_how():
     changes_val = {r.id for r in REMEDIES.values() if r.val_set}
     assert changes_val == {"split.rebalance", "data.dedupe"}  # dropping train images leaves val alone
+
+
+def test_only_early_stopping_trains_nothing():
+    cfg, hints = TrainConfig(), Hints(metadata=("site",), duplicate_val_paths=("a.png",), n_train=400)
+    free = [r for r in REMEDIES if trialable(r, cfg, hints) and not trains(r, cfg, hints)]
+    assert free == ["stop.early"]

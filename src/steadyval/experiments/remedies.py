@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from steadyval.config import TrainConfig
+from steadyval.config import STOPPING_FIELDS, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,16 @@ def apply_remedies(ids: Sequence[str], config: TrainConfig, hints: Hints) -> tup
         if remedy.split is not None:
             change = change.merge(remedy.split(hints))
     return TrainConfig(**{**config.model_dump(), **updates}), change
+
+
+def trains(rid: str, config: TrainConfig, hints: Hints) -> bool:
+    """False when remedy ``rid`` changes only when runs stop (early stopping): its trials are read
+    off the baseline's recorded epochs (steadyval.train.replay) and cost no training."""
+    remedy = REMEDIES[rid]
+    if remedy.split is not None:
+        return True
+    changed = {k for k, v in remedy.config(config, hints).items() if getattr(config, k) != v}
+    return not changed <= STOPPING_FIELDS
 
 
 def trialable(rid: str, config: TrainConfig, hints: Hints) -> bool:
