@@ -165,6 +165,9 @@ def test_the_fast_budget_takes_remedies_breadth_first_up_to_its_size():
     assert chosen[1:] == [first[order[0]][0], first[order[1]][0], first[order[2]][0], first[order[0]][1]]
     assert any("over the 4-remedy budget" in why for why in skipped.values())
     assert skipped["reg.dropout"] == "does not apply to this config or data"  # cnn_dropout has it
+    # A baseline run that did not complete leaves nothing to read off: stop.early takes a slot.
+    chosen_nf, _ = choose_remedies(causes, TrainConfig(), Hints(n_train=400), BUDGETS["fast"], False)
+    assert len(chosen_nf) == 4 and "stop.early" in chosen_nf
     # With early stopping already on, stop.early does not apply and nothing is free.
     es = TrainConfig(early_stopping=True)
     chosen_es, _ = choose_remedies(causes, es, Hints(n_train=400), BUDGETS["fast"])

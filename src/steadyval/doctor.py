@@ -181,7 +181,8 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     lap("probes")
     causes = rank_causes(audit.findings, curve_findings, probes.findings, seeds=len(curves))
     hints = _hints(ds, audit, probes)
-    chosen, not_trialled = choose_remedies(causes, config, hints, plan)
+    chosen, not_trialled = choose_remedies(causes, config, hints, plan,
+                                           all(o.status == "completed" for o in base_outcomes))
     lap("diagnosis")
     say("trialling: " + (", ".join(chosen) if chosen else "nothing"))
 
@@ -203,16 +204,17 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
 
 
 def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan: Budget,
-                    ) -> tuple[list[str], dict[str, str]]:
+                    baseline_completed: bool = True) -> tuple[list[str], dict[str, str]]:
     """Remedies to trial, taken from the top causes in turn, and why the others were not.
 
-    A remedy that only changes when runs stop (``stop.early``) trains nothing, its trials being
-    read off the baseline's epochs, so it is trialled wherever a cause lists it and takes none
-    of the budget's slots.
+    A remedy that only changes when runs stop (``stop.early``) trains nothing when every
+    baseline run completed, its trials being read off their epochs: it is then trialled
+    wherever a cause lists it and takes none of the budget's slots.
     """
     relevant = [c for c in causes if c.finding.severity.at_least(Severity.MEDIUM)]
-    chosen = list(dict.fromkeys(r for c in relevant for r in c.finding.remedies
-                                if trialable(r, config, hints) and not trains(r, config, hints)))
+    free = [r for c in relevant for r in c.finding.remedies
+            if baseline_completed and trialable(r, config, hints) and not trains(r, config, hints)]
+    chosen = list(dict.fromkeys(free))
     paid = 0
     for _ in range(plan.per_cause):
         for cause in relevant:
