@@ -29,6 +29,12 @@ batch_too_small, batch_too_large, overfitting, clean, chestxray_leak, malaria_im
 and at caa8e62 the last two real sets: pneumoniamnist_kaggle (split.label_shift first,
 split.rebalance helps, 324 s) and breastmnist (split.duplicate_leakage first, 40 s).
 (Before stop 8's per-seed stall rule: 15 of 16.)
+All 17 again at 52193fc (early-stopping trials read off the baseline, free of the budget, and
+judged over the epochs they ran): the planted cause first in 17 of 17, no high finding on the
+3 clean twins, BatchNorm at batch 2 not called a cause; 1,400 s of doctor time in all.
+Helps: split.rebalance (label_shift, patient_leakage, chestxray_leak, pneumoniamnist_kaggle),
+optim.lower_lr (lr_too_high), optim.larger_batch (batch_too_small), optim.smaller_batch
+(batch_too_large), aug.intensity and the combination (chestxray_leak).
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
