@@ -18,7 +18,10 @@ slower (0.79x for the Ex. 2 model's second convolution), so seeds train one afte
 Again at 313f8da (2026-11-27, same machine, with the batch-too-large probe): 13.8 min, 12
 trainings at 66.9 s each inside the doctor against 67.7 s for one alone in the same
 session (the machine ran slower than at the 12.8 min run); baseline 23.5 %, probes 2.4 %
-(19.6 s), trials 73.6 %.
+(19.6 s), trials 73.6 %. At 12a783b (2026-11-27, same machine, quiet): 13.1 min, 12 trainings
+at 63.9 s each inside the doctor (baseline 69 s, trials 62 s) against 54.5 s for one alone
+timed last; baseline 26.4 %, probes 2.2 %, trials 70.8 %. This dataset's arms have no early
+stopping, so the replayed early-stopping trials save nothing here.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
