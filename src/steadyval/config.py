@@ -166,3 +166,13 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"--config '{path}'", "must hold a mapping of key: value",
                           type(data).__name__, "Write one key per line, e.g. lr: 0.001.")
     return data
+
+
+def training_fields(config: TrainConfig) -> dict[str, Any]:
+    """``config`` without its stopping fields: what decides the epochs a run trains."""
+    return config.model_dump(mode="json", exclude=set(STOPPING_FIELDS))
+
+
+def same_training(a: TrainConfig, b: TrainConfig) -> bool:
+    """True when ``a`` and ``b`` train identically epoch by epoch, differing at most in when to stop."""
+    return training_fields(a) == training_fields(b)

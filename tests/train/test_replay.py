@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steadyval.config import TrainConfig, load_config
+from steadyval.config import TrainConfig, load_config, same_training
 from steadyval.data import load_dataset
 from steadyval.experiments.trials import measure
 from steadyval.train import load_run, train
-from steadyval.train.replay import can_replay, replay_early_stopping, same_training
+from steadyval.train.replay import can_replay, replay_early_stopping
 
 
 @pytest.fixture(scope="module")

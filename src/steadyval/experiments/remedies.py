@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from steadyval.config import STOPPING_FIELDS, TrainConfig
+from steadyval.config import TrainConfig, same_training
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,8 @@ def apply_remedies(ids: Sequence[str], config: TrainConfig, hints: Hints) -> tup
 def trains(rid: str, config: TrainConfig, hints: Hints) -> bool:
     """False when remedy ``rid`` changes only when runs stop (early stopping): its trials are read
     off the baseline's recorded epochs (steadyval.train.replay) and cost no training."""
-    remedy = REMEDIES[rid]
-    if remedy.split is not None:
-        return True
-    changed = {k for k, v in remedy.config(config, hints).items() if getattr(config, k) != v}
-    return not changed <= STOPPING_FIELDS
+    changed, split = apply_remedies([rid], config, hints)
+    return not split.is_identity or not same_training(config, changed)
 
 
 def trialable(rid: str, config: TrainConfig, hints: Hints) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from steadyval._io import atomic_write_json
-from steadyval.config import STOPPING_FIELDS, TrainConfig
+from steadyval.config import TrainConfig, training_fields
 from steadyval.curves.measures import churn, val_loss_volatility
 from steadyval.data import Dataset
 from steadyval.data.split import fold_masks, stratified_group_split
@@ -51,7 +51,7 @@ class TrialSpec:
 
     def training_key(self, fingerprint: str) -> str:
         """A stable id of the training alone: equal for trials that differ only in when they stop."""
-        return self._hash(self.config.model_dump(mode="json", exclude=set(STOPPING_FIELDS)), fingerprint)
+        return self._hash(training_fields(self.config), fingerprint)
 
     def _hash(self, config: dict[str, Any], fingerprint: str) -> str:
         payload = json.dumps({"config": config, "split": asdict(self.split), "fold": self.fold,
@@ -127,8 +127,7 @@ def measure(metrics: pd.DataFrame, val_probs: np.ndarray, info: dict[str, Any],
         final_row = int(info["best_epoch"])  # the restored weights are the ones the user keeps
     val_loss = metrics["val_loss"].to_numpy(dtype=float) if len(metrics) else np.array([])
     out = {
-        "val_loss_volatility": val_loss_volatility(val_loss) if len(val_loss) else math.nan,
-        "churn": churn(val_probs[1:] >= 0.5) if len(val_probs) > 2 else math.nan,
+        **_stability(val_loss, val_probs),
         "final_auroc": float(auc[final_row]) if len(auc) else math.nan,
         "best_auroc": float(finite.max()) if len(finite) else math.nan,
         "final_val_loss": float(metrics["val_loss"].iloc[final_row]) if len(metrics) else math.nan,
@@ -152,9 +151,13 @@ def window_measures(run_dir: Path | str, epochs: int) -> dict[str, float] | None
         return None
     if len(metrics) < epochs or len(probs) < epochs:
         return None
-    val_loss = metrics["val_loss"].to_numpy(dtype=float)[:epochs]
-    return {"val_loss_volatility": val_loss_volatility(val_loss),
-            "churn": churn(probs[1:epochs] >= 0.5) if epochs > 2 else math.nan}
+    return _stability(metrics["val_loss"].to_numpy(dtype=float)[:epochs], probs[:epochs])
+
+
+def _stability(val_loss: np.ndarray, val_probs: np.ndarray) -> dict[str, float]:
+    """Val-loss volatility and churn of one run's epochs."""
+    return {"val_loss_volatility": val_loss_volatility(val_loss) if len(val_loss) else math.nan,
+            "churn": churn(val_probs[1:] >= 0.5) if len(val_probs) > 2 else math.nan}
 
 
 def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: str) -> TrialOutcome:

@@ -18,17 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from steadyval._io import atomic_write_json
-from steadyval.config import STOPPING_FIELDS, TrainConfig
+from steadyval.config import TrainConfig, same_training
 from steadyval.train.run import Run, save_epoch
 from steadyval.train.trainer import EarlyStopping
 
 # run.json keys that describe the training itself, the same for the replayed run.
 _SHARED_INFO = ("n_train", "n_val", "parameters", "positive", "classes", "steps_per_epoch", "precision")
-
-
-def same_training(a: TrainConfig, b: TrainConfig) -> bool:
-    """True when ``a`` and ``b`` train identically epoch by epoch, differing at most in when to stop."""
-    return a.model_dump(exclude=set(STOPPING_FIELDS)) == b.model_dump(exclude=set(STOPPING_FIELDS))
 
 
 def can_replay(source: Run, config: TrainConfig) -> bool:

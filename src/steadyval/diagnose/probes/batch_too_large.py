@@ -55,11 +55,9 @@ def large_batch_scale(scale: NoiseScale) -> tuple[float, dict[str, float]]:
     larger is the conservative choice for "far above": the batch must be far above the
     scale both where training starts and where it spends its time.
     """
-    fresh = [t for n, t in scale.terms.items() if not n.startswith("trained")]
-    trained = [t for n, t in scale.terms.items() if n.startswith("trained")]
-    groups = {"fresh, output at the class prior": pooled(fresh)}
-    if trained:
-        groups["trained"] = pooled(trained)
+    groups = {"fresh, output at the class prior": pooled(scale.fresh.values())}
+    if scale.trained:
+        groups["trained"] = pooled(scale.trained.values())
     return max(groups.values()), groups
 
 

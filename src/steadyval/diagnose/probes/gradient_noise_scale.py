@@ -146,7 +146,13 @@ class NoiseScale:
     """The pooled simple noise scale: B_noise (inf when noise dominates the whole sample)."""
 
     sample: int  # images per point: the scale is known only up to this
-    terms: dict[str, tuple[float, float]]  # point -> (tr(Σ), |G|²); trained points' names start "trained"
+    fresh: dict[str, tuple[float, float]]  # fresh model (output at the class prior) -> (tr(Σ), |G|²)
+    trained: dict[str, tuple[float, float]]  # trained baseline weights -> (tr(Σ), |G|²)
+
+    @property
+    def terms(self) -> dict[str, tuple[float, float]]:
+        """Every point's (tr(Σ), |G|²), fresh models first."""
+        return {**self.fresh, **self.trained}
 
     @property
     def b_noise(self) -> float:
@@ -198,16 +204,15 @@ def noise_scale(ctx: ProbeContext) -> NoiseScale | None:
     n = len(ctx.tensors.x_train)
     result = None
     if n >= 2 * MICRO * 8:
-        points: list[tuple[str, tuple[float, float]]] = []
         prior = float(ctx.tensors.y_train.float().mean())
-        for s in range(INIT_SEEDS):
-            fresh = at_prior(ctx.model(seed=cfg.seed + s), prior)
-            points.append((f"init seed {cfg.seed + s}", noise_terms(ctx, fresh, 7 + s)))
+        fresh = {f"init seed {cfg.seed + s}": noise_terms(ctx, at_prior(ctx.model(seed=cfg.seed + s), prior), 7 + s)
+                 for s in range(INIT_SEEDS)}
+        trained = {}
         for w in ctx.trained:
             best = Path(w).with_name("best.pt")
             path = best if best.exists() else Path(w)
-            points.append((f"trained {path.parent.name}", noise_terms(ctx, ctx.trained_model(path), 7)))
-        result = NoiseScale(min(K, n // MICRO) * MICRO, dict(points))
+            trained[f"trained {path.parent.name}"] = noise_terms(ctx, ctx.trained_model(path), 7)
+        result = NoiseScale(min(K, n // MICRO) * MICRO, fresh, trained)
     ctx.memo["noise_scale"] = result
     return result
 
