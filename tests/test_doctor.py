@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from steadyval.config import TrainConfig
 from steadyval.data import load_dataset
+from steadyval.diagnose.ranking import rank_causes
 from steadyval.doctor import doctor
 from steadyval.findings import Severity
 from steadyval.report.doctor import write_doctor_outputs
@@ -145,7 +147,6 @@ def test_headline_leads_with_the_cause_when_the_curve_is_calm(doctored):
 
 
 def test_the_fast_budget_takes_remedies_breadth_first_up_to_its_size():
-    from steadyval.diagnose.ranking import rank_causes
     from steadyval.doctor import BUDGETS, choose_remedies
     from steadyval.experiments.remedies import Hints
     from steadyval.findings import Finding
@@ -172,3 +173,33 @@ def test_the_fast_budget_takes_remedies_breadth_first_up_to_its_size():
     es = TrainConfig(early_stopping=True)
     chosen_es, _ = choose_remedies(causes, es, Hints(n_train=400), BUDGETS["fast"])
     assert "stop.early" not in chosen_es and len(chosen_es) == 4
+
+
+def test_a_resplit_that_gives_the_current_split_is_not_trialled(make_synthetic, tmp_path):
+    import pandas as pd
+
+    from steadyval.doctor import BUDGETS, _hints, choose_remedies
+    from steadyval.experiments.remedies import trialable
+    from steadyval.findings import Finding
+
+    nothing = SimpleNamespace(by_id=lambda finding_id: [], findings=[])
+    synthetic = make_synthetic(n_train=120, n_val=40, image_size=32, seed=3)
+    # The scanner-shifted given split: a re-split stratified by site changes it.
+    given = load_dataset(synthetic.path, image_size=32)
+    assert not _hints(given, nothing, nothing).resplit_same
+    # No split and no metadata: steadyval's own split is already the re-split.
+    table = pd.read_csv(synthetic.path)
+    table["path"] = [str(synthetic.path.parent / p) for p in table["path"]]
+    bare = tmp_path / "bare.csv"
+    table[["path", "label", "patient_id"]].to_csv(bare, index=False)
+    made = load_dataset(bare, image_size=32)
+    hints = _hints(made, nothing, nothing)
+    assert hints.resplit_same and not trialable("split.rebalance", TrainConfig(), hints)
+    # With k folds every arm trains on re-split folds already.
+    assert _hints(given, nothing, nothing, folds=3).resplit_same
+    shift = Finding("split.site_shift", Severity.HIGH, "", "", {},
+                    remedies=["split.rebalance", "aug.intensity", "eval.kfold"])
+    chosen, skipped = choose_remedies(rank_causes([shift], [], []), TrainConfig(), hints, BUDGETS["fast"])
+    assert chosen == ["aug.intensity"]
+    assert "exactly the current train/val split" in skipped["split.rebalance"]
+    assert skipped["eval.kfold"].startswith("an estimate, not a fix")

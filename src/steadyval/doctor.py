@@ -26,9 +26,9 @@ from steadyval.data import Dataset, load_dataset
 from steadyval.diagnose import ProbeResult, probe
 from steadyval.diagnose.ranking import Cause, merge_seeds, rank_causes
 from steadyval.errors import ConfigError
-from steadyval.experiments.remedies import NOT_TRIALLED, Hints, SplitChange, apply_remedies, trains, trialable
+from steadyval.experiments.remedies import Hints, SplitChange, apply_remedies, trains, trialable, why_not
 from steadyval.experiments.runner import run_grid
-from steadyval.experiments.trials import TrialOutcome, TrialSpec, fingerprint
+from steadyval.experiments.trials import TrialOutcome, TrialSpec, apply_split, fingerprint
 from steadyval.experiments.verdicts import TrialSummary, compare, summarise
 from steadyval.findings import Finding, Severity, sort_findings
 
@@ -180,7 +180,7 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     probes = probe(ds, config, progress=progress, trained=trained)
     lap("probes")
     causes = rank_causes(audit.findings, curve_findings, probes.findings, seeds=len(curves))
-    hints = _hints(ds, audit, probes)
+    hints = _hints(ds, audit, probes, folds)
     chosen, not_trialled = choose_remedies(causes, config, hints, plan,
                                            all(o.status == "completed" for o in base_outcomes))
     lap("diagnosis")
@@ -226,10 +226,8 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
     for r in dict.fromkeys(r for c in relevant for r in c.finding.remedies):
         if r in chosen:
             continue
-        if r in NOT_TRIALLED:
-            not_trialled[r] = NOT_TRIALLED[r]
-        elif not trialable(r, config, hints):
-            not_trialled[r] = "does not apply to this config or data"
+        if not trialable(r, config, hints):
+            not_trialled[r] = why_not(r)
         elif paid >= plan.max_remedies:
             not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
         else:
@@ -238,7 +236,7 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
     return chosen, not_trialled
 
 
-def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult) -> Hints:
+def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult, folds: int = 0) -> Hints:
     metadata = ds.categorical_metadata
     lr = None
     for f in probes.findings:
@@ -252,7 +250,11 @@ def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult) -> Hints:
             conf = f.evidence.get("confidence", 0.9)
             issues = [x["path"] for x in f.evidence.get("issues", [])
                       if x["split"] == "train" and x["p_given"] <= 1 - conf]
-    return Hints(metadata, lr, sorted(set(dup_val)), issues, len(ds.split_index("train")))
+    # With k folds every arm already trains on folds stratified by label x metadata and grouped
+    # by patient, which is what the re-split would give.
+    resplit = apply_split(ds, SplitChange(rebalance=True, by=tuple(metadata))).records["split"]
+    same = folds > 0 or bool((resplit == ds.records["split"]).all())
+    return Hints(metadata, lr, sorted(set(dup_val)), issues, len(ds.split_index("train")), resplit_same=same)
 
 
 def headline(r: DoctorResult) -> str:

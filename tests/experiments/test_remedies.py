@@ -59,3 +59,12 @@ def test_only_early_stopping_trains_nothing():
     cfg, hints = TrainConfig(), Hints(metadata=("site",), duplicate_val_paths=("a.png",), n_train=400)
     free = [r for r in REMEDIES if trialable(r, cfg, hints) and not trains(r, cfg, hints)]
     assert free == ["stop.early"]
+
+
+def test_a_resplit_that_changes_nothing_does_not_apply_and_says_why():
+    from steadyval.experiments.remedies import why_not
+
+    assert trialable("split.rebalance", TrainConfig(), Hints(metadata=("site",)))
+    assert not trialable("split.rebalance", TrainConfig(), Hints(resplit_same=True))
+    assert "exactly the current train/val split" in why_not("split.rebalance")
+    assert why_not("reg.dropout") == "does not apply to this config or data"

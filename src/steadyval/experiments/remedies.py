@@ -50,6 +50,7 @@ class Hints:
     duplicate_val_paths: Sequence[str] = ()  # val images that copy a train image
     label_issue_paths: Sequence[str] = ()  # train images whose label is probably wrong
     n_train: int = 0
+    resplit_same: bool = False  # the re-split would give exactly the current train/val split
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Remedy:
     split: Callable[[Hints], SplitChange] | None = None
     applies: Callable[[TrainConfig, Hints], bool] = lambda c, h: True
     val_set: str = ""  # how the arm's val set differs from the baseline's, if it does
+    inapplicable: str = "does not apply to this config or data"  # why, when ``applies`` is False
 
 
 def _lower_lr(c: TrainConfig, h: Hints) -> dict[str, Any]:
@@ -89,6 +91,12 @@ def _augment(kind: str) -> Callable[[TrainConfig, Hints], dict[str, Any]]:
 REMEDIES: dict[str, Remedy] = {r.id: r for r in (
     Remedy("split.rebalance", "re-split train+val stratified by label x metadata, grouped by patient",
            split=lambda h: SplitChange(rebalance=True, by=tuple(h.metadata)),
+           # A split steadyval made itself, on data without categorical metadata, is already
+           # this re-split: trialling it would train the baseline again (seen on the IDC
+           # patches: +0 % [+0, +0] for three trainings).
+           applies=lambda c, h: not h.resplit_same,
+           inapplicable="the re-split gives exactly the current train/val split (it is already "
+                        "stratified by label and grouped by patient), so there is nothing to trial",
            val_set="measured on its own, re-drawn val set of the same size"),
     Remedy("data.dedupe", "leave out val images that near-copy a train image",
            split=lambda h: SplitChange(drop_val=tuple(h.duplicate_val_paths)),
@@ -158,6 +166,14 @@ def trains(rid: str, config: TrainConfig, hints: Hints) -> bool:
     off the baseline's recorded epochs (steadyval.train.replay) and cost no training."""
     changed, split = apply_remedies([rid], config, hints)
     return not split.is_identity or not same_training(config, changed)
+
+
+def why_not(rid: str) -> str:
+    """Why remedy ``rid`` is not trialled when :func:`trialable` says no."""
+    if rid in NOT_TRIALLED:
+        return NOT_TRIALLED[rid]
+    remedy = REMEDIES.get(rid)
+    return remedy.inapplicable if remedy is not None else "not a known remedy"
 
 
 def trialable(rid: str, config: TrainConfig, hints: Hints) -> bool:
