@@ -162,6 +162,21 @@ def test_bad_manifests_are_clear_errors(tmp_path: Path, rows: list[dict], messag
         load_dataset(_manifest(tmp_path, rows))
 
 
+def test_metadata_named_like_a_record_field_keeps_its_values_apart(tmp_path: Path) -> None:
+    # The IDC manifest has label 0/1 and a 'label_name' column; a 'group' column can sit beside
+    # the patient column that --group names. Neither may replace the labels or the groups.
+    rows = [dict(r, label="1" if r["label"] == "pos" else "0", label_name="IDC" if r["label"] == "pos" else "non-IDC",
+                 patient="p" + str(i // 2), group="batch" + str(i % 3), file="x.png")
+            for i, r in enumerate(_rows())]
+    ds = load_dataset(_manifest(tmp_path, rows), group="patient")
+    assert ds.classes == ("0", "1") and ds.positive == "1"
+    assert list(ds.records["group"]) == ["p" + str(i // 2) for i in range(24)]
+    assert list(ds.records["label"]) == [0] * 12 + [1] * 12
+    assert {"manifest_label_name", "manifest_group", "manifest_file"} <= set(ds.metadata)
+    assert ds.records["manifest_label_name"].iloc[-1] == "IDC"
+    assert ds.records["file"].str.endswith(".png").all() and not (ds.records["file"] == "x.png").any()
+
+
 def test_group_option_names_a_column_or_suggests_one(tmp_path: Path) -> None:
     rows = [dict(r, patient="p" + str(i // 2)) for i, r in enumerate(_rows())]
     path = _manifest(tmp_path, rows)

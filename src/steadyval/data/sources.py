@@ -22,6 +22,8 @@ SPLIT_ALIASES = {
 }
 GROUP_COLUMNS = ("group", "patient_id", "patient", "subject_id", "subject")
 RESERVED_COLUMNS = ("path", "label", "split")
+# Fields of every source's records besides the reserved columns.
+INTERNAL_COLUMNS = ("file", "label_name", "group")
 NPZ_SPLITS = ("train", "val", "test")
 
 
@@ -153,6 +155,11 @@ def _read_manifest(csv: Path, group_column: str | None) -> Source:
     files = [str((base / p.strip()).resolve()) if p.strip() else "" for p in table["path"]]
     metadata = [c for c in table.columns
                 if c not in RESERVED_COLUMNS and c != group_col]
+    # A metadata column named like one of the records' own fields keeps its values under
+    # another name instead of overwriting that field (a 'label_name' column flipped the
+    # positive class of the IDC manifest; a 'group' column beside --group patient_id
+    # replaced the patient ids).
+    names = {c: f"manifest_{c}" if c in INTERNAL_COLUMNS else c for c in metadata}
     items = pd.DataFrame({
         "path": table["path"].str.strip(),
         "file": files,
@@ -161,8 +168,8 @@ def _read_manifest(csv: Path, group_column: str | None) -> Source:
         "group": table[group_col].str.strip() if group_col else "",
     })
     for col in metadata:
-        items[col] = table[col].str.strip()
-    return Source("manifest", base, items, metadata, group_col)
+        items[names[col]] = table[col].str.strip()
+    return Source("manifest", base, items, [names[c] for c in metadata], group_col)
 
 
 def _pick_group_column(csv: Path, table: pd.DataFrame, requested: str | None) -> str | None:
