@@ -80,6 +80,11 @@ def test_help_explains_each_command() -> None:
     assert result.exit_code == 0
     for name in ("audit", "split", "train", "analyze", "doctor", "cv", "demo"):
         assert name in result.output
+    # train's help lists every config key, so none can go missing from it.
+    from steadyval.config import KEYS
+
+    text = " ".join(runner.invoke(app, ["train", "--help"], terminal_width=200).output.split())
+    assert all(key in text for key in KEYS)
 
 
 def test_analyze_command_writes_json_and_report(tmp_path: Path) -> None:

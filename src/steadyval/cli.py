@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from steadyval import __version__
+from steadyval.config import KEYS
 from steadyval.errors import SteadyvalError
 
 if TYPE_CHECKING:  # the audit stack is imported only by the commands that use it
@@ -84,7 +85,8 @@ def audit(
     _write_outputs(result, json_path, report)
 
 
-@app.command()
+@app.command(help="Train one model and record everything a diagnosis needs (every val image, every epoch)."
+              "\n\nKeys: " + ", ".join(KEYS) + ".")
 def train(
     data: DataArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write (outside DATA).")],
@@ -98,13 +100,7 @@ def train(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the run summary here.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train one model and record everything a diagnosis needs (every val image, every epoch).
-
-    Keys: model, width, image_size, optimizer, lr, momentum, batch_size, epochs, weight_decay,
-    dropout, batchnorm, bn_momentum, init, augment, class_weights, sampler, schedule,
-    warmup_epochs, early_stopping, monitor, patience, smoothing, restore_best, ema, grad_clip,
-    seed, device.
-    """
+    """Train one model (the --help text, with every config key, is in the decorator)."""
     from steadyval._io import atomic_write_json
     from steadyval.config import load_config
     from steadyval.data import load_dataset
@@ -229,7 +225,10 @@ WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", help="Trials trained in parallel (default: one per two cores).")]
 
 
-@app.command()
+@app.command(help="Find out why validation is unstable and prove which remedy works.\n\n"
+              "audit -> baseline over seeds -> curve analysis -> probes -> ranked diagnosis -> remedy "
+              "trials (same seeds) -> verdicts with 95 % intervals. Finished trials are cached in "
+              "OUT/trials: an interrupted doctor resumes where it stopped. Your config is the baseline.")
 def doctor(
     data: DataArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html, findings.json and the trials.")],
@@ -247,12 +246,7 @@ def doctor(
     json_path: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Find out why validation is unstable and prove which remedy works.
-
-    audit -> baseline over seeds -> curve analysis -> probes -> ranked diagnosis -> remedy
-    trials (same seeds) -> verdicts with 95 % intervals. Finished trials are cached in
-    OUT/trials: an interrupted doctor resumes where it stopped. Your config is the baseline.
-    """
+    """Run the doctor (the --help text is in the decorator)."""
     from steadyval.config import load_config
     from steadyval.doctor import doctor as run_doctor
     from steadyval.report.doctor import write_doctor_outputs
