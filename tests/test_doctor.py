@@ -203,3 +203,25 @@ def test_a_resplit_that_gives_the_current_split_is_not_trialled(make_synthetic, 
     assert chosen == ["aug.intensity"]
     assert "exactly the current train/val split" in skipped["split.rebalance"]
     assert skipped["eval.kfold"].startswith("an estimate, not a fix")
+
+
+def test_free_slots_go_to_weak_causes_and_stabilisers_only_when_validation_is_unstable():
+    from steadyval.doctor import BUDGETS, choose_remedies
+    from steadyval.experiments.remedies import Hints
+    from steadyval.findings import Finding
+
+    noise = Finding("data.label_noise", Severity.MEDIUM, "", "", {}, remedies=["data.drop_label_issues"])
+    imbalance = Finding("data.class_imbalance", Severity.LOW, "", "", {},
+                        remedies=["loss.class_weights", "sampler.balanced"])
+    causes = rank_causes([noise, imbalance], [], [])
+    hints = Hints(label_issue_paths=["t1.png"], n_train=400)
+    stabilisers = ("optim.lower_lr", "optim.schedule", "avg.ema", "stop.early")
+    # A calm curve: only the medium cause is served, however many slots are left.
+    calm, skipped = choose_remedies(causes, TrainConfig(), hints, BUDGETS["fast"])
+    assert calm == ["data.drop_label_issues"] and skipped == {}
+    # Unstable beyond noise: the low cause, then the stabilisers fill the 4 slots, breadth
+    # first; stop.early is free (read off the baseline's epochs).
+    chosen, skipped = choose_remedies(causes, TrainConfig(), hints, BUDGETS["fast"], True, stabilisers)
+    assert chosen == ["data.drop_label_issues", "stop.early", "loss.class_weights", "optim.lower_lr",
+                      "sampler.balanced"]
+    assert skipped["optim.schedule"].startswith("over the 4-remedy budget")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -181,8 +182,10 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     lap("probes")
     causes = rank_causes(audit.findings, curve_findings, probes.findings, seeds=len(curves))
     hints = _hints(ds, audit, probes, folds)
+    volatile = [f for f in curve_findings if f.id == "curves.volatile" and f.severity.at_least(Severity.MEDIUM)]
     chosen, not_trialled = choose_remedies(causes, config, hints, plan,
-                                           all(o.status == "completed" for o in base_outcomes))
+                                           all(o.status == "completed" for o in base_outcomes),
+                                           volatile[0].remedies if volatile else ())
     lap("diagnosis")
     say("trialling: " + (", ".join(chosen) if chosen else "nothing"))
 
@@ -204,26 +207,41 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
 
 
 def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan: Budget,
-                    baseline_completed: bool = True) -> tuple[list[str], dict[str, str]]:
+                    baseline_completed: bool = True,
+                    stabilisers: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
     """Remedies to trial, taken from the top causes in turn, and why the others were not.
 
-    A remedy that only changes when runs stop (``stop.early``) trains nothing when every
-    baseline run completed, its trials being read off their epochs: it is then trialled
-    wherever a cause lists it and takes none of the budget's slots.
+    The medium-or-worse causes come first, breadth first. When they leave slots free and
+    validation is unstable beyond noise (``stabilisers``: the remedies of the
+    ``curves.volatile`` finding), the low causes' remedies and then those stabilisers fill
+    them: a volatile curve with one weak cause should not end with one trial and three
+    unused slots. A remedy that only changes when runs stop (``stop.early``) trains nothing
+    when every baseline run completed, its trials being read off their epochs: it is then
+    trialled wherever a source lists it and takes none of the budget's slots.
     """
-    relevant = [c for c in causes if c.finding.severity.at_least(Severity.MEDIUM)]
-    free = [r for c in relevant for r in c.finding.remedies
-            if baseline_completed and trialable(r, config, hints) and not trains(r, config, hints)]
-    chosen = list(dict.fromkeys(free))
+    sources = [list(c.finding.remedies) for c in causes if c.finding.severity.at_least(Severity.MEDIUM)]
+    chosen: list[str] = []
     paid = 0
-    for _ in range(plan.per_cause):
-        for cause in relevant:
-            usable = [r for r in cause.finding.remedies if r not in chosen and trialable(r, config, hints)]
-            if usable and paid < plan.max_remedies:
-                chosen.append(usable[0])
-                paid += 1
+
+    def take(groups: list[list[str]]) -> None:
+        nonlocal paid
+        chosen.extend(r for g in groups for r in g if r not in chosen and baseline_completed
+                      and trialable(r, config, hints) and not trains(r, config, hints))
+        for _ in range(plan.per_cause):
+            for group in groups:
+                usable = [r for r in group if r not in chosen and trialable(r, config, hints)]
+                if usable and paid < plan.max_remedies:
+                    chosen.append(usable[0])
+                    paid += 1
+
+    take(sources)
+    if stabilisers and paid < plan.max_remedies:
+        fill = [list(c.finding.remedies) for c in causes if c.finding.severity == Severity.LOW]
+        fill.append(list(stabilisers))
+        take(fill)
+        sources += fill
     not_trialled: dict[str, str] = {}
-    for r in dict.fromkeys(r for c in relevant for r in c.finding.remedies):
+    for r in dict.fromkeys(r for group in sources for r in group):
         if r in chosen:
             continue
         if not trialable(r, config, hints):
