@@ -21,7 +21,12 @@ session (the machine ran slower than at the 12.8 min run); baseline 23.5 %, prob
 (19.6 s), trials 73.6 %. At 12a783b (2026-11-27, same machine, quiet): 13.1 min, 12 trainings
 at 63.9 s each inside the doctor (baseline 69 s, trials 62 s) against 54.5 s for one alone
 timed last; baseline 26.4 %, probes 2.2 %, trials 70.8 %. This dataset's arms have no early
-stopping, so the replayed early-stopping trials save nothing here.
+stopping, so the replayed early-stopping trials save nothing here. At e5e9eca (2026-11-27,
+same machine in a slower phase: one training alone 63.7 s against 54.5 s at 12a783b): 14.6 min,
+the same 12 trainings at 70.9 s each inside the doctor; baseline 23.5 %, probes 2.1 %, trials
+73.8 %. The baseline curve is calm here, so the free slot stays free (slots are filled with
+stabilisers only for a curve unstable beyond noise); per training-alone unit the doctor took
+13.7 of them, against 14.4 at 12a783b.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
