@@ -35,6 +35,10 @@ judged over the epochs they ran): the planted cause first in 17 of 17, no high f
 Helps: split.rebalance (label_shift, patient_leakage, chestxray_leak, pneumoniamnist_kaggle),
 optim.lower_lr (lr_too_high), optim.larger_batch (batch_too_small), optim.smaller_batch
 (batch_too_large), aug.intensity and the combination (chestxray_leak).
+The 4 real scenarios again at f857764 (file size judged beyond image content, no-op re-splits
+skipped, clashing manifest columns renamed, free slots filled on unstable curves): 4 of 4
+first, the same helps (chestxray_leak: split.rebalance, aug.intensity and both;
+pneumoniamnist_kaggle: split.rebalance), 497 s. The synthetic scenarios were not re-run.
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
