@@ -38,7 +38,10 @@ optim.lower_lr (lr_too_high), optim.larger_batch (batch_too_small), optim.smalle
 The 4 real scenarios again at f857764 (file size judged beyond image content, no-op re-splits
 skipped, clashing manifest columns renamed, free slots filled on unstable curves): 4 of 4
 first, the same helps (chestxray_leak: split.rebalance, aug.intensity and both;
-pneumoniamnist_kaggle: split.rebalance), 497 s. The synthetic scenarios were not re-run.
+pneumoniamnist_kaggle: split.rebalance), 497 s. Of the synthetic ones, lr_too_high and the 3
+clean twins: lr_too_high first, its unstable curve now also trials avg.ema (a filled slot),
+judged helps with optim.lower_lr and their combination; the clean twins have no high finding
+and no remedy judged helps; 101 s. The other synthetic scenarios were not re-run.
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
