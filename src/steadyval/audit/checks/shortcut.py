@@ -116,8 +116,10 @@ def _beyond_content(properties: pd.DataFrame, file_bytes: np.ndarray, ok: np.nda
     fit = LinearRegression().fit(features[finite], target[finite]) if finite.sum() > features.shape[1] else None
     if fit is None:
         return target, 0.0
-    residual = target.copy()
-    residual[finite] -= fit.predict(features[finite])
+    # Images without content measures (undecodable files) get the mean residual, 0: neutral
+    # for the AUROC, where their raw log size would sit far from every residual.
+    residual = np.zeros_like(target)
+    residual[finite] = target[finite] - fit.predict(features[finite])
     total = float(np.var(target[finite]))
     return residual, (1 - float(np.var(residual[finite])) / total) if total > 0 else 0.0
 
