@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from steadyval.data import Dataset, load_dataset
 from steadyval.diagnose import ProbeResult, probe
 from steadyval.diagnose.ranking import Cause, merge_seeds, rank_causes
 from steadyval.errors import ConfigError
-from steadyval.experiments.remedies import Hints, SplitChange, apply_remedies, trains, trialable, why_not
+from steadyval.experiments.remedies import REMEDIES, Hints, SplitChange, apply_remedies, trains, trialable, why_not
 from steadyval.experiments.runner import run_grid
 from steadyval.experiments.trials import TrialOutcome, TrialSpec, apply_split, fingerprint
 from steadyval.experiments.verdicts import TrialSummary, compare, summarise
@@ -225,8 +225,10 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
 
     def take(groups: list[list[str]]) -> None:
         nonlocal paid
-        chosen.extend(r for g in groups for r in g if r not in chosen and baseline_completed
-                      and trialable(r, config, hints) and not trains(r, config, hints))
+        for r in (r for g in groups for r in g):  # the free ones first, without a slot
+            if (r not in chosen and baseline_completed and trialable(r, config, hints)
+                    and not trains(r, config, hints)):
+                chosen.append(r)
         for _ in range(plan.per_cause):
             for group in groups:
                 usable = [r for r in group if r not in chosen and trialable(r, config, hints)]
@@ -268,11 +270,13 @@ def _hints(ds: Dataset, audit: AuditResult, probes: ProbeResult, folds: int = 0)
             conf = f.evidence.get("confidence", 0.9)
             issues = [x["path"] for x in f.evidence.get("issues", [])
                       if x["split"] == "train" and x["p_given"] <= 1 - conf]
+    hints = Hints(metadata, lr, sorted(set(dup_val)), issues, len(ds.split_index("train")))
     # With k folds every arm already trains on folds stratified by label x metadata and grouped
-    # by patient, which is what the re-split would give.
-    resplit = apply_split(ds, SplitChange(rebalance=True, by=tuple(metadata))).records["split"]
-    same = folds > 0 or bool((resplit == ds.records["split"]).all())
-    return Hints(metadata, lr, sorted(set(dup_val)), issues, len(ds.split_index("train")), resplit_same=same)
+    # by patient, which is what the re-split would give; otherwise draw the remedy's own re-split.
+    resplit = REMEDIES["split.rebalance"].split
+    assert resplit is not None
+    same = folds > 0 or bool((apply_split(ds, resplit(hints)).records["split"] == ds.records["split"]).all())
+    return replace(hints, resplit_same=same)
 
 
 def headline(r: DoctorResult) -> str:
