@@ -36,7 +36,20 @@ up to 1.5x within an hour, hence rounds run back to back. TF-Keras runs 2.4-8.7x
 here than the figures the targets were set with; our fp32 trainer about 1.4-2x slower than
 on the AVX-512 machine of earlier sessions.
 
+On a GPU (``--device cuda --skip keras``, 2026-11-27, one NVIDIA H100 80GB, torch 2.11.0+cu130,
+tensorflow not installed there; img/s, ours with bf16 autocast as precision=auto picks, then fp32):
+
+    64 px   none       ours 9348 (fp32 10044)  plain torch 5714  1.64x
+    64 px   geometric  ours 4479 (fp32  3830)  plain torch 2662  1.68x
+    224 px  none       ours 7497 (fp32  6932)  plain torch 2685  2.79x
+    224 px  geometric  ours 4076 (fp32  3711)  plain torch  962  4.24x
+
+There the Ex. 2 model is too small to fill the GPU: 224 px trains nearly as fast as 64 px, so
+a step's cost is launch and synchronisation overhead (the trainer reads the loss back every
+step), and recording every val image cost 0-7.1 % of an epoch. Not tuned for the GPU yet.
+
     python benchmarks/train_speed.py [--n 1024] [--sizes 64 224] [--augment none geometric] [--rounds 3]
+        [--device cuda]
 """
 
 from __future__ import annotations
@@ -60,15 +73,16 @@ from steadyval.train.models import build_model
 EPOCHS = 4  # the first warms up; the median of the others is reported
 
 
-def steadyval_rate(ds, size: int, aug: str, work: Path, precision: str) -> tuple[float, float, str]:
+def steadyval_rate(ds, size: int, aug: str, work: Path, precision: str,
+                   device: str = "cpu") -> tuple[float, float, str]:
     cfg = load_config(sets=["preset=seed-ex2", f"epochs={EPOCHS}", "batch_size=32", f"image_size={size}",
-                            f"augment={aug}", f"precision={precision}"])
+                            f"augment={aug}", f"precision={precision}", f"device={device}"])
     out = work / f"run-{size}-{aug}-{precision}"
     run = train(ds, cfg, out)
     timings = np.genfromtxt(out / "timings.csv", delimiter=",", names=True)
     n_train = len(ds.split_index("train"))
     rate = n_train / float(np.median(timings["train_seconds"][1:]))
-    return rate, monitoring_share(run, ds, size, timings), str(run.info["precision"])
+    return rate, monitoring_share(run, ds, size, timings, device), str(run.info["precision"])
 
 
 def glibc_defaults() -> None:
@@ -84,16 +98,18 @@ def glibc_defaults() -> None:
         pass
 
 
-def monitoring_share(run, ds, size: int, timings) -> float:
+def monitoring_share(run, ds, size: int, timings, device: str = "cpu") -> float:
     """Extra time of recording every val image, over an aggregate-only validation pass."""
     from steadyval.train.run import save_epoch
     from steadyval.train.trainer import _at_size, _predict, _val_metrics
 
-    model = build_model(run.config, ds.images.shape[1])
+    model = build_model(run.config, ds.images.shape[1]).to(device)
     images = _at_size(ds.images, size)
-    x_val = torch.from_numpy(images[ds.split_index("val")])
+    x_val = torch.from_numpy(images[ds.split_index("val")]).to(device)
     y_val = ds.labels[ds.split_index("val")]
-    mean, std = torch.tensor(0.5).view(1, 1, 1, 1), torch.tensor(0.25).view(1, 1, 1, 1)
+    target = torch.from_numpy(y_val).float().to(device)
+    mean = torch.tensor(0.5, device=device).view(1, 1, 1, 1)
+    std = torch.tensor(0.25, device=device).view(1, 1, 1, 1)
     model.eval()
     reps = 3
     t = time.perf_counter()
@@ -101,7 +117,7 @@ def monitoring_share(run, ds, size: int, timings) -> float:
         with torch.inference_mode():
             logits = torch.cat([model((x_val[s:s + 512].float() / 255 - mean) / std).squeeze(1)
                                 for s in range(0, len(x_val), 512)])
-            F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y_val).float()).item()
+            F.binary_cross_entropy_with_logits(logits, target).item()
     bare = (time.perf_counter() - t) / reps
     t = time.perf_counter()
     for _ in range(reps):  # ours: per-image probabilities, metrics, files rewritten
@@ -145,24 +161,28 @@ def plain_model(channels: int, size: int) -> torch.nn.Module:
                          nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.5), nn.Linear(flat, 1))
 
 
-def plain_torch_rate(ds, size: int, aug: str) -> float:
+def plain_torch_rate(ds, size: int, aug: str, device: str = "cpu") -> float:
     from steadyval.train.trainer import _at_size
 
     torch.manual_seed(0)
     images = _at_size(ds.images, size)[ds.split_index("train")]
     labels = ds.labels[ds.split_index("train")]
-    model = plain_model(images.shape[1], size)
+    model = plain_model(images.shape[1], size).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = torch.utils.data.DataLoader(PerImage(images, labels, aug != "none"), batch_size=32, shuffle=True)
+    loader = torch.utils.data.DataLoader(PerImage(images, labels, aug != "none"), batch_size=32, shuffle=True,
+                                         pin_memory=device != "cpu")
     rates = []
     for _ in range(EPOCHS):
         t = time.perf_counter()
         model.train()
         for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = F.binary_cross_entropy_with_logits(model(x).squeeze(1), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         rates.append(len(images) / (time.perf_counter() - t))
     return float(np.median(rates[1:]))
 
@@ -216,10 +236,12 @@ def main() -> None:
     parser.add_argument("--augment", nargs="+", default=["none", "geometric"], choices=["none", "geometric"])
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each configuration, the three trainers back to back each time")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (TF-Keras always runs where it finds)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="steadyval-train-bench-"))
     synthetic = generate(SyntheticSpec(n_train=args.n, n_val=args.n // 4, seed=0), work / "data")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.n} train images")
+    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}; {args.n} train images")
     print("median img/s of epochs 2-4; baselines run with glibc's default allocator settings")
     print(f"{'size':>4s} {'augment':>9s} {'ours':>6s} {'prec':>5s} {'ours fp32':>9s} {'torch':>6s} "
           f"{'keras':>6s} {'vs torch':>8s} {'vs keras':>8s} {'fp32 vs keras':>13s} {'monitoring':>10s}")
@@ -229,10 +251,10 @@ def main() -> None:
         ds = load_dataset(synthetic.path, image_size=size, cache_dir=work / "cache")
         for aug in args.augment:
             for _ in range(args.rounds):
-                ours, monitor, prec = steadyval_rate(ds, size, aug, work, "auto")
-                fp32 = steadyval_rate(ds, size, aug, work, "fp32")[0] if prec != "fp32" else ours
+                ours, monitor, prec = steadyval_rate(ds, size, aug, work, "auto", args.device)
+                fp32 = steadyval_rate(ds, size, aug, work, "fp32", args.device)[0] if prec != "fp32" else ours
                 glibc_defaults()
-                plain = plain_torch_rate(ds, size, aug) if "torch" not in args.skip else None
+                plain = plain_torch_rate(ds, size, aug, args.device) if "torch" not in args.skip else None
                 tfk = keras_rate(ds, size, aug) if "keras" not in args.skip else None
                 if tfk:
                     ratios.setdefault((size, aug), []).append(ours / tfk)
