@@ -27,6 +27,10 @@ from steadyval.synthetic import DISTINCT_SITES
 SITE_SHIFT = {"n_train": 600, "n_val": 200, "image_size": 32, "seed": 5, "sites": DISTINCT_SITES,
               "site_mix": {"train": (0.9, 0.1), "val": (0.1, 0.9)}}
 SMALL = {"n_train": 300, "n_val": 100, "image_size": 32, "seed": 5}
+# Epochs chosen so that the verdicts hold for most random streams, not only the CPU's: with
+# the doctor's seeds offset by 0, 10, ..., 40 (and once on an H100), split.rebalance was judged
+# helps on SITE_SHIFT in 2 of 5 at 15 epochs (the baselines had not converged) and 4 of 5 at 25;
+# the clean SMALL data read "unstable beyond noise" in 1 of 5 at 8 epochs and 0 of 7 at 15.
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +53,11 @@ def arm(result, name):
 
 
 def test_site_shift_is_the_top_cause_and_rebalancing_helps(doctored):
-    r = doctored(SITE_SHIFT, epochs=15)
+    r = doctored(SITE_SHIFT, epochs=25)
     assert r.causes[0].id in ("split.site_shift", "split.image_shift")
-    assert r.causes[0].drives_swings  # the scanner the val set is full of drives the swings
+    # At 25 epochs the baseline curve is calm, so no subgroup "drives the swings" here; the
+    # attribution is tested on a volatile site-shifted run in tests/curves/test_scenarios.py and
+    # its use in the ranking in tests/diagnose/test_ranking.py.
     rebalance = arm(r, "split.rebalance")
     assert rebalance.verdict == "helps", rebalance.reason
     assert rebalance.seeds == 3
@@ -67,7 +73,7 @@ def test_lr_too_high_lower_lr_or_schedule_helps(doctored):
 
 
 def test_clean_data_with_a_sensible_config_forces_nothing(doctored):
-    r = doctored(SMALL, epochs=8)
+    r = doctored(SMALL, epochs=15)
     assert not [f.id for f in r.findings if f.severity == Severity.HIGH]
     assert not any(c.finding.severity == Severity.HIGH for c in r.causes)
     assert all(a.verdict != "helps" or a.changes["final_auroc"].mean > -0.02 for a in r.arms)
@@ -75,7 +81,7 @@ def test_clean_data_with_a_sensible_config_forces_nothing(doctored):
 
 
 def test_outputs_lead_with_the_verdict_and_hold_the_trials(doctored, tmp_path):
-    r = doctored(SITE_SHIFT, epochs=15)
+    r = doctored(SITE_SHIFT, epochs=25)
     jpath, rpath = write_doctor_outputs(r, tmp_path / "f.json")
     doc = json.loads(jpath.read_text())
     assert doc["headline"] == r.headline
@@ -138,7 +144,7 @@ def test_headline_leads_with_the_cause_when_the_curve_is_calm(doctored):
 
     from steadyval.doctor import headline
 
-    r = doctored(SITE_SHIFT, epochs=15)
+    r = doctored(SITE_SHIFT, epochs=25)
     calm = replace(r, curve_findings=[f for f in r.curve_findings if f.id != "curves.volatile"])
     assert not calm.unstable
     text = headline(calm)

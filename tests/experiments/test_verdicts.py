@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from steadyval.experiments.trials import TrialOutcome
@@ -68,3 +69,32 @@ def test_a_small_but_significant_auroc_loss_is_named_not_called_no_change():
     arm = compare(BASE, summarise("data.dedupe", outcomes("data.dedupe", [0.31, 0.39, 0.36], [0.888, 0.899, 0.877])))
     assert arm.verdict == "no_effect"
     assert arm.reason.startswith("val AUROC fell by 0.012") and "within the 0.02 margin" in arm.reason
+
+
+def _from_curves(arm: str, curves: list[list[float]], auc: float = 0.95) -> list[TrialOutcome]:
+    from steadyval.curves.measures import val_loss_rise_volatility, val_loss_volatility
+
+    return [TrialOutcome(f"{arm}{i}", arm, [] if arm == "baseline" else [arm], i, None,
+                         {"val_loss_volatility": val_loss_volatility(np.array(c)),
+                          "val_loss_rise_volatility": val_loss_rise_volatility(np.array(c)),
+                          "churn": 0.05, "final_auroc": auc, "best_auroc": auc}, "completed", 1.0, 100, 50, "")
+            for i, c in enumerate(curves)]
+
+
+def test_a_faster_descent_is_not_counted_as_more_volatility_but_more_jumps_are():
+    # Shapes from a site-shifted split and its re-split (25 epochs, seed offset 40): the baseline's
+    # val loss falls slowly from 0.69 to ~0.4, the re-split's fast to ~0.08; neither jumps.
+    slow = [list(np.linspace(0.69, end, 25) + 0.004 * np.sin(np.arange(25) + k))
+            for k, end in enumerate((0.40, 0.25, 0.43))]
+    fast = [list(0.08 + 0.61 * np.exp(-np.arange(25) / r) + 0.004 * np.sin(np.arange(25) + 2))
+            for r in (5.0, 6.0, 4.5)]
+    base = summarise("baseline", _from_curves("baseline", slow))
+    descent = compare(base, summarise("split.rebalance", _from_curves("split.rebalance", fast)))
+    assert descent.changes["val_loss_volatility"].above_zero  # the DESIGN measure rises...
+    assert not descent.changes["val_loss_rises"].above_zero  # ...with no more increases
+    assert descent.verdict == "no_effect" and "faster descent" in descent.reason, descent.reason
+    assert "rose" not in descent.reason
+    jumpy = [list(np.array(c) + 0.08 * np.where(np.arange(25) % 2, 1, -1) * (1 + 0.3 * k))
+             for k, c in enumerate(slow)]
+    jumps = compare(base, summarise("loss.class_weights", _from_curves("loss.class_weights", jumpy)))
+    assert jumps.verdict == "hurts" and "val-loss volatility rose" in jumps.reason, jumps.reason

@@ -20,6 +20,21 @@ def val_loss_volatility(val_loss: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.diff(v) ** 2)) / max(np.median(v), EPS))
 
 
+def val_loss_rise_volatility(val_loss: np.ndarray) -> float:
+    """The rising part of val-loss volatility: RMS of the epoch-to-epoch increases (falls count
+    as 0) / median val loss, epochs 2..end.
+
+    Not a DESIGN.md measure: the verdicts use it to tell a faster descent from more jumping.
+    Volatility counts every change, so a run whose val loss falls fast to a low median scores
+    higher than one that falls slowly; this one is zero for any steady descent.
+    """
+    v = np.asarray(val_loss, dtype=float)[1:]
+    v = v[np.isfinite(v)]
+    if len(v) < 3:
+        return float("nan")
+    return float(np.sqrt(np.mean(np.clip(np.diff(v), 0, None) ** 2)) / max(np.median(v), EPS))
+
+
 def accuracy_se(accuracy: float, n: int) -> float:
     """Binomial standard error of an accuracy measured on ``n`` images."""
     p = min(max(accuracy, 1.0 / n), 1 - 1.0 / n)

@@ -21,12 +21,10 @@ import pandas as pd
 
 from steadyval._io import atomic_write_json
 from steadyval.config import TrainConfig, training_fields
-from steadyval.curves.measures import churn, val_loss_volatility
+from steadyval.curves.measures import churn, val_loss_rise_volatility, val_loss_volatility
 from steadyval.data import Dataset
 from steadyval.data.split import fold_masks, stratified_group_split
 from steadyval.experiments.remedies import SplitChange
-
-MEASURES = ("val_loss_volatility", "churn", "final_auroc", "best_auroc")
 
 
 @dataclass(frozen=True)
@@ -155,8 +153,9 @@ def window_measures(run_dir: Path | str, epochs: int) -> dict[str, float] | None
 
 
 def _stability(val_loss: np.ndarray, val_probs: np.ndarray) -> dict[str, float]:
-    """Val-loss volatility and churn of one run's epochs."""
+    """Val-loss volatility (and its rising part) and churn of one run's epochs."""
     return {"val_loss_volatility": val_loss_volatility(val_loss) if len(val_loss) else math.nan,
+            "val_loss_rise_volatility": val_loss_rise_volatility(val_loss) if len(val_loss) else math.nan,
             "churn": churn(val_probs[1:] >= 0.5) if len(val_probs) > 2 else math.nan}
 
 
