@@ -62,7 +62,7 @@ REMEDY_IDS: tuple[str, ...] = (
     "split.rebalance", "data.dedupe", "data.drop_label_issues", "loss.class_weights",
     "sampler.balanced", "aug.geometric", "aug.intensity", "reg.dropout", "reg.weight_decay",
     "model.smaller", "model.batchnorm", "optim.lower_lr", "optim.schedule", "optim.larger_batch",
-    "optim.smaller_batch", "optim.grad_clip", "stop.early", "avg.ema", "eval.kfold",
+    "optim.smaller_batch", "optim.grad_clip", "stop.early", "avg.ema", "eval.kfold", "train.longer",
 )
 
 

@@ -84,6 +84,9 @@ def test_nonfinite_underfitting_and_val_better_than_train() -> None:
     assert "train.nonfinite" in _ids(_history(None, loss=[0.7, 0.5, float("nan")]))
     falling = [1.0 - 0.05 * i for i in range(12)]
     assert "train.underfitting" in _ids(_history(None, loss=falling, val_loss=falling))
+    underfit = next(f for f in analyze_history(_history(None, loss=falling, val_loss=falling)).findings
+                    if f.id == "train.underfitting")
+    assert underfit.remedies == ["train.longer"]  # too few epochs: train longer (a schedule is no fix)
     train = [0.7, 0.6, 0.55, 0.5, 0.48, 0.46]
     val = [0.5, 0.4, 0.35, 0.33, 0.32, 0.31]
     assert "curves.val_better_than_train" in _ids(_history(None, loss=train, val_loss=val))

@@ -27,6 +27,7 @@ def test_config_remedies_change_what_they_say():
         "optim.larger_batch": {"batch_size": 32}, "optim.smaller_batch": {"batch_size": 2},
         "optim.grad_clip": {"grad_clip": 1.0},
         "stop.early": {"early_stopping": True, "restore_best": True}, "avg.ema": {"ema": 0.99},
+        "train.longer": {"epochs": 40},
     }
     for rid, changes in expect.items():
         cfg, split = apply_remedies([rid], base, hints)

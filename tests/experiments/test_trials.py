@@ -135,3 +135,26 @@ def test_early_stopping_trials_are_read_off_their_twins_and_equal_training_them(
     assert again[0].reused and not again[1].reused and not again[1].replayed_from
     assert again[1].measures == pytest.approx(trained[1].measures, rel=0, abs=0, nan_ok=True)
     assert both[1].measures == pytest.approx(trained[0].measures, rel=0, abs=0, nan_ok=True)
+
+
+def test_a_longer_run_is_compared_over_the_baseline_s_epochs(small, tmp_path):
+    from steadyval.experiments.remedies import Hints, apply_remedies
+    from steadyval.experiments.runner import run_grid
+    from steadyval.experiments.verdicts import compare, summarise
+
+    fp = fingerprint(small)
+    base_cfg = FAST.model_copy(update={"epochs": 4})
+    longer_cfg, _ = apply_remedies(["train.longer"], base_cfg, Hints())
+    assert longer_cfg.epochs == 8
+    base = run_grid([TrialSpec("baseline", (), base_cfg.model_copy(update={"seed": s})) for s in (0, 1)],
+                    small, tmp_path, fp)
+    longer = run_grid([TrialSpec("train.longer", ("train.longer",), longer_cfg.model_copy(update={"seed": s}))
+                       for s in (0, 1)], small, tmp_path, fp)
+    assert all(o.measures["epochs_run"] == 8 for o in longer)
+    arm = compare(summarise("baseline", base), summarise("train.longer", longer))
+    # Same seed, constant LR: the first 4 epochs are the baseline's own, so over them nothing
+    # changes; over all 8 the calmer late epochs would have read as a cut in volatility.
+    assert arm.changes["val_loss_volatility"].mean == 0 and arm.changes["churn"].mean == 0
+    assert [o.measures["val_loss_volatility"] for o in longer] != [o.measures["val_loss_volatility"] for o in base]
+    assert "2 longer run(s) compared over the baseline's epochs" in arm.reason
+    assert arm.values["final_auroc"].mean == pytest.approx(np.mean([o.measures["final_auroc"] for o in longer]))

@@ -21,7 +21,9 @@ raises volatility (the descent counts as change) while AUROC rises: that is ``he
 
 A remedy run that stopped early (early stopping) is compared with its baseline seed over the
 epochs both ran: over its whole length the baseline's volatility and churn would be diluted
-by the calmer late epochs, and the early stop would read as a rise in instability.
+by the calmer late epochs, and the early stop would read as a rise in instability. Likewise a
+run longer than its baseline (train.longer) has its volatility and churn taken over the
+baseline's epochs; its AUROC is that of the model it ends with.
 """
 
 from __future__ import annotations
@@ -129,8 +131,8 @@ def summarise(arm: str, outcomes: list[TrialOutcome]) -> TrialSummary:
 def compare(baseline: TrialSummary, arm: TrialSummary) -> TrialSummary:
     """Fill ``arm``'s paired changes against ``baseline`` and its verdict."""
     base = {(o.seed, o.fold): o for o in baseline.outcomes}
-    matched = [_matched(base[(o.seed, o.fold)], o) + (o.measures,) for o in arm.outcomes if (o.seed, o.fold) in base]
-    pairs = [(b, r) for b, _, r in matched]
+    matched = [_matched(base[(o.seed, o.fold)], o) for o in arm.outcomes if (o.seed, o.fold) in base]
+    pairs = [(b, r) for b, r, _ in matched]
 
     def rel(k: str) -> Interval:
         # On the log scale, then back: a ratio's interval stays above -100 %.
@@ -148,21 +150,33 @@ def compare(baseline: TrialSummary, arm: TrialSummary) -> TrialSummary:
                    # A difference, not a ratio: a steady descent has no rises at all (0).
                    "val_loss_rises": diff("val_loss_rise_volatility")}
     arm.verdict, arm.reason = _verdict(baseline, arm)
-    windowed = sum(w for _, w, _ in matched)
-    if windowed:
+    shorter = sum(w == "shorter" for _, _, w in matched)
+    longer = sum(w == "longer" for _, _, w in matched)
+    if shorter:
         arm.reason += (f" (volatility and churn compared with the baseline over the epochs each of "
-                       f"{windowed} run(s) that stopped early trained)")
+                       f"{shorter} run(s) that stopped early trained)")
+    if longer:
+        arm.reason += (f" (volatility and churn of {longer} longer run(s) compared over the baseline's "
+                       "epochs; the extra epochs count in AUROC)")
     return arm
 
 
-def _matched(base: TrialOutcome, other: TrialOutcome) -> tuple[dict[str, float], bool]:
-    """``base``'s measures, with volatility and churn over the epochs ``other`` ran when it stopped
-    sooner; and whether they were cut so."""
+def _matched(base: TrialOutcome, other: TrialOutcome) -> tuple[dict[str, float], dict[str, float], str]:
+    """``base``'s and ``other``'s measures, volatility and churn over the epochs both ran, and which
+    run was cut to them: "shorter" (the baseline, to an early-stopped ``other``), "longer"
+    (``other``, to the baseline's epochs) or ""."""
     ran, base_ran = other.measures.get("epochs_run", math.nan), base.measures.get("epochs_run", math.nan)
-    if not (math.isfinite(ran) and math.isfinite(base_ran) and ran < base_ran):
-        return base.measures, False
-    window = window_measures(base.run_dir, int(ran))
-    return (base.measures, False) if window is None else ({**base.measures, **window}, True)
+    if not (math.isfinite(ran) and math.isfinite(base_ran) and ran != base_ran):
+        return base.measures, other.measures, ""
+    if ran < base_ran:
+        window = window_measures(base.run_dir, int(ran))
+        return (base.measures, other.measures, "") if window is None else (
+            {**base.measures, **window}, other.measures, "shorter")
+    # A longer run (train.longer) is calmer late in training: over its whole length that calm
+    # would read as a cut in volatility that is only dilution.
+    window = window_measures(other.run_dir, int(base_ran))
+    return (base.measures, other.measures, "") if window is None else (
+        base.measures, {**other.measures, **window}, "longer")
 
 
 def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:

@@ -14,7 +14,7 @@ class Underfitting(CurveCheck):
 
     id = "train.underfitting"
     needs = ("loss",)
-    remedies = ("optim.schedule",)
+    remedies = ("train.longer",)
 
     def run(self, ctx: CurveContext) -> list[Finding]:
         train = ctx.history.column("loss")
@@ -34,7 +34,7 @@ class Underfitting(CurveCheck):
             Severity.MEDIUM, "Not converged: loss is still falling at the last epoch",
             f"Over the last {len(last)} epochs the {'val' if series is val else 'train'} loss falls "
             f"by {projected_drop:.0%} (trend p = {fit.pvalue:.2g}). Train longer, or raise the "
-            "learning rate with a schedule.",
+            "learning rate.",
             {"slope_per_epoch": float(fit.slope), "trend_p_value": float(fit.pvalue),
              "relative_drop_last_third": projected_drop},
         )]
