@@ -181,6 +181,23 @@ def test_the_fast_budget_takes_remedies_breadth_first_up_to_its_size():
     assert "stop.early" not in chosen_es and len(chosen_es) == 4
 
 
+def test_training_longer_waits_for_the_thorough_budget():
+    from steadyval.doctor import BUDGETS, choose_remedies
+    from steadyval.experiments.remedies import Hints
+    from steadyval.findings import Finding
+
+    underfit = Finding("train.underfitting", Severity.MEDIUM, "", "", {}, remedies=["train.longer"])
+    imbalance = Finding("data.class_imbalance", Severity.MEDIUM, "", "", {},
+                        remedies=["loss.class_weights", "sampler.balanced"])
+    causes = rank_causes([imbalance], [underfit], [])
+    chosen, skipped = choose_remedies(causes, TrainConfig(), Hints(n_train=400), BUDGETS["fast"])
+    # Twice a training per seed: named with the reason, and its slot goes to the other cause.
+    assert "train.longer" not in chosen and chosen == ["loss.class_weights", "sampler.balanced"]
+    assert "2x as long as the baseline" in skipped["train.longer"] and "thorough" in skipped["train.longer"]
+    chosen, _ = choose_remedies(causes, TrainConfig(), Hints(n_train=400), BUDGETS["thorough"])
+    assert "train.longer" in chosen
+
+
 def test_a_resplit_that_gives_the_current_split_is_not_trialled(make_synthetic, tmp_path):
     import pandas as pd
 

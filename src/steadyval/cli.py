@@ -236,7 +236,8 @@ def doctor(
     sets: SetOpt = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds per arm (baseline and each remedy).")] = 3,
     budget: Annotated[str, typer.Option(
-        "--budget", help="fast: up to 4 remedies, one per cause; thorough: up to 8.")] = "fast",
+        "--budget", help="fast: up to 4 remedies, each one training per seed; thorough: up to 8, "
+        "longer training (train.longer) included.")] = "fast",
     folds: Annotated[int, typer.Option(
         "--folds", help="Train every arm on k stratified, grouped folds instead of the given split (0 = off).")] = 0,
     workers: WorkersOpt = None,

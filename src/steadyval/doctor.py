@@ -42,11 +42,12 @@ class Budget:
     per_cause: int  # remedies taken from one cause before moving to the next
     combination: bool
     combine: int = 2  # helping remedies, best AUROC first, put together in the combination
+    max_cost: float = math.inf  # a remedy that trains longer than this (in baseline trainings) waits
 
 
 BUDGETS: dict[str, Budget] = {
     # Breadth first: one remedy from each cause, then a second from each, up to the budget.
-    "fast": Budget(max_remedies=4, per_cause=2, combination=True),
+    "fast": Budget(max_remedies=4, per_cause=2, combination=True, max_cost=1.0),
     "thorough": Budget(max_remedies=8, per_cause=3, combination=True, combine=3),
 }
 
@@ -217,7 +218,9 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
     them: a volatile curve with one weak cause should not end with one trial and three
     unused slots. A remedy that only changes when runs stop (``stop.early``) trains nothing
     when every baseline run completed, its trials being read off their epochs: it is then
-    trialled wherever a source lists it and takes none of the budget's slots.
+    trialled wherever a source lists it and takes none of the budget's slots. A remedy that
+    trains longer than the budget's ``max_cost`` (``train.longer`` in the fast budget) is named
+    with the reason, not trialled.
     """
     sources = [list(c.finding.remedies) for c in causes if c.finding.severity.at_least(Severity.MEDIUM)]
     chosen: list[str] = []
@@ -231,7 +234,8 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
                 chosen.append(r)
         for _ in range(plan.per_cause):
             for group in groups:
-                usable = [r for r in group if r not in chosen and trialable(r, config, hints)]
+                usable = [r for r in group if r not in chosen and trialable(r, config, hints)
+                          and REMEDIES[r].cost <= plan.max_cost]
                 if usable and paid < plan.max_remedies:
                     chosen.append(usable[0])
                     paid += 1
@@ -248,6 +252,9 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
             continue
         if not trialable(r, config, hints):
             not_trialled[r] = why_not(r)
+        elif REMEDIES[r].cost > plan.max_cost:
+            not_trialled[r] = (f"trains {REMEDIES[r].cost:g}x as long as the baseline per seed, over this "
+                               f"budget's {plan.max_cost:g}x per trial (use --budget thorough)")
         elif paid >= plan.max_remedies:
             not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
         else:

@@ -64,6 +64,7 @@ class Remedy:
     applies: Callable[[TrainConfig, Hints], bool] = lambda c, h: True
     val_set: str = ""  # how the arm's val set differs from the baseline's, if it does
     inapplicable: str = "does not apply to this config or data"  # why, when ``applies`` is False
+    cost: float = 1.0  # training time per seed, in baseline trainings
 
 
 def _lower_lr(c: TrainConfig, h: Hints) -> dict[str, Any]:
@@ -141,8 +142,9 @@ REMEDIES: dict[str, Remedy] = {r.id: r for r in (
     # warm-up + cosine schedule at the same peak LR is not (on small clean data still learning at
     # epoch 15 it cost 0.02 val AUROC in 3 of 4 seed offsets). Compared with the baseline over the
     # baseline's epochs (steadyval.experiments.verdicts), so the extra epochs count in AUROC only.
+    # Twice a training per seed: the fast budget leaves it to --budget thorough.
     Remedy("train.longer", "train twice as many epochs",
-           config=lambda c, h: {"epochs": c.epochs * 2}, applies=lambda c, h: c.epochs * 2 <= 10000),
+           config=lambda c, h: {"epochs": c.epochs * 2}, applies=lambda c, h: c.epochs * 2 <= 10000, cost=2.0),
     Remedy("stop.early", "early stopping on val loss, restoring the best weights",
            config=lambda c, h: {"early_stopping": True, "restore_best": True,
                                 "patience": max(3, c.epochs // 5)},
