@@ -27,6 +27,14 @@ the same 12 trainings at 70.9 s each inside the doctor; baseline 23.5 %, probes 
 73.8 %. The baseline curve is calm here, so the free slot stays free (slots are filled with
 stabilisers only for a curve unstable beyond noise); per training-alone unit the doctor took
 13.7 of them, against 14.4 at 12a783b.
+At 63a8c01 (2026-11-27, same machine in its slowest phase yet: one training alone 75.7 s):
+11.8 min, 9 trainings (2 remedy arms, split.rebalance and aug.intensity, both no_effect) at
+75.4 s each; baseline 30.9 %, probes 2.9 %, trials 65.3 %; 9.3 training-alone units. The third
+arm of the runs above was optim.schedule, trialled for train.underfitting (this data's val
+loss still falls at epoch 20); that cause's remedy is now train.longer, which trains twice as
+long and which the fast budget names but leaves to --budget thorough. Trialled (at 45ad6af)
+it took the doctor to 19.0 min, 15 training-alone units, and was judged no_effect. At the
+54.5 s per training of this machine's quiet phase the 9 units would be about 8.5 min.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
