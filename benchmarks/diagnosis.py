@@ -42,6 +42,14 @@ pneumoniamnist_kaggle: split.rebalance), 497 s. Of the synthetic ones, lr_too_hi
 clean twins: lr_too_high first, its unstable curve now also trials avg.ema (a filled slot),
 judged helps with optim.lower_lr and their combination; the clean twins have no high finding
 and no remedy judged helps; 101 s. The other synthetic scenarios were not re-run.
+All 21 again at 0596cb0 (a volatility rise that is only a faster descent no longer counts
+against a remedy; train.underfitting's remedy is train.longer, left to the thorough budget):
+the planted cause first in 17 of 17, no high finding on the 3 clean twins, BatchNorm at batch
+2 not called a cause; about 31 min on the machine's slow phase (one run was cut by its
+timeout after 19 scenarios and the last two real ones were run with --only). Helps as at
+52193fc, plus avg.ema and its combination (lr_too_high, a filled slot) and optim.schedule
+(label_noise, whose unstable curve fills a slot with it); no remedy judged helps on the
+clean twins.
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
