@@ -48,8 +48,7 @@ the planted cause first in 17 of 17, no high finding on the 3 clean twins, Batch
 2 not called a cause; about 31 min on the machine's slow phase (one run was cut by its
 timeout after 19 scenarios and the last two real ones were run with --only). Helps as at
 52193fc, plus avg.ema and its combination (lr_too_high, a filled slot) and optim.schedule
-(label_noise, whose unstable curve fills a slot with it); no remedy judged helps on the
-clean twins.
+(label_noise); no remedy judged helps on the clean twins.
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
