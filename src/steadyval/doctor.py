@@ -27,7 +27,16 @@ from steadyval.data import Dataset, load_dataset
 from steadyval.diagnose import ProbeResult, probe
 from steadyval.diagnose.ranking import Cause, merge_seeds, rank_causes
 from steadyval.errors import ConfigError
-from steadyval.experiments.remedies import REMEDIES, Hints, SplitChange, apply_remedies, trains, trialable, why_not
+from steadyval.experiments.remedies import (
+    REMEDIES,
+    Hints,
+    SplitChange,
+    apply_remedies,
+    cost,
+    trains,
+    trialable,
+    why_not,
+)
 from steadyval.experiments.runner import run_grid
 from steadyval.experiments.trials import TrialOutcome, TrialSpec, apply_split, fingerprint
 from steadyval.experiments.verdicts import TrialSummary, compare, summarise
@@ -235,7 +244,7 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
         for _ in range(plan.per_cause):
             for group in groups:
                 usable = [r for r in group if r not in chosen and trialable(r, config, hints)
-                          and REMEDIES[r].cost <= plan.max_cost]
+                          and cost(r, config, hints) <= plan.max_cost]
                 if usable and paid < plan.max_remedies:
                     chosen.append(usable[0])
                     paid += 1
@@ -252,8 +261,8 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
             continue
         if not trialable(r, config, hints):
             not_trialled[r] = why_not(r)
-        elif REMEDIES[r].cost > plan.max_cost:
-            not_trialled[r] = (f"trains {REMEDIES[r].cost:g}x as long as the baseline per seed, over this "
+        elif cost(r, config, hints) > plan.max_cost:
+            not_trialled[r] = (f"trains {cost(r, config, hints):g}x as long as the baseline per seed, over this "
                                f"budget's {plan.max_cost:g}x per trial (use --budget thorough)")
         elif paid >= plan.max_remedies:
             not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"

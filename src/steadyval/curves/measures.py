@@ -13,11 +13,7 @@ EPS = 1e-7
 
 def val_loss_volatility(val_loss: np.ndarray) -> float:
     """RMS of epoch-to-epoch differences of val loss / median val loss, epochs 2..end."""
-    v = np.asarray(val_loss, dtype=float)[1:]
-    v = v[np.isfinite(v)]
-    if len(v) < 3:
-        return float("nan")
-    return float(np.sqrt(np.mean(np.diff(v) ** 2)) / max(np.median(v), EPS))
+    return _relative_rms_change(val_loss, rises_only=False)
 
 
 def val_loss_rise_volatility(val_loss: np.ndarray) -> float:
@@ -28,11 +24,18 @@ def val_loss_rise_volatility(val_loss: np.ndarray) -> float:
     Volatility counts every change, so a run whose val loss falls fast to a low median scores
     higher than one that falls slowly; this one is zero for any steady descent.
     """
+    return _relative_rms_change(val_loss, rises_only=True)
+
+
+def _relative_rms_change(val_loss: np.ndarray, rises_only: bool) -> float:
     v = np.asarray(val_loss, dtype=float)[1:]
     v = v[np.isfinite(v)]
     if len(v) < 3:
         return float("nan")
-    return float(np.sqrt(np.mean(np.clip(np.diff(v), 0, None) ** 2)) / max(np.median(v), EPS))
+    change = np.diff(v)
+    if rises_only:
+        change = np.clip(change, 0, None)
+    return float(np.sqrt(np.mean(change**2)) / max(np.median(v), EPS))
 
 
 def accuracy_se(accuracy: float, n: int) -> float:

@@ -210,9 +210,9 @@ def _verdict(baseline: TrialSummary, arm: TrialSummary) -> tuple[str, str]:
     # either curve); such a rise counts only when the val-loss increases grew too.
     up = c.get("val_loss_rises")
     descent = vol.above_zero and up is not None and up.n >= 2 and not up.above_zero
+    counted = ([("val-loss volatility", vol)] if not descent else []) + [("churn", ch)]
     rises = "; ".join(f"{name} rose by {x.mean:.0%} [{x.ci95[0]:.0%}, {x.ci95[1]:.0%}]"
-                      for name, x in (("val-loss volatility", vol), ("churn", ch))
-                      if x.above_zero and not (x is vol and descent))
+                      for name, x in counted if x.above_zero)
     if rises and not auc.mean > 0:
         return "hurts", rises
     if rises:
