@@ -194,6 +194,7 @@ def test_training_longer_waits_for_the_thorough_budget():
     # Twice a training per seed: named with the reason, and its slot goes to the other cause.
     assert "train.longer" not in chosen and chosen == ["loss.class_weights", "sampler.balanced"]
     assert "2x as long as the baseline" in skipped["train.longer"] and "thorough" in skipped["train.longer"]
+    assert "continues each baseline run" in skipped["train.longer"]
     chosen, _ = choose_remedies(causes, TrainConfig(), Hints(n_train=400), BUDGETS["thorough"])
     assert "train.longer" in chosen
 

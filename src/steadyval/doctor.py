@@ -175,10 +175,13 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
         return [TrialSpec(arm, remedies, cfg.model_copy(update={"seed": s}), change or SplitChange(), f, folds)
                 for s in seed_list for f in fold_list]
 
-    def grid(all_specs: list[TrialSpec], label: str) -> list[TrialOutcome]:
-        return run_grid(all_specs, ds, root, fp, workers=workers, progress=progress, label=label)
+    def grid(all_specs: list[TrialSpec], label: str, keep_state: bool = False) -> list[TrialOutcome]:
+        return run_grid(all_specs, ds, root, fp, workers=workers, progress=progress, label=label,
+                        keep_state=keep_state)
 
-    base_outcomes = grid(specs("baseline", (), config), "baseline")
+    # A budget that trials longer training keeps the baselines' training state: a train.longer
+    # trial then continues its seed's baseline instead of training again from epoch 0.
+    base_outcomes = grid(specs("baseline", (), config), "baseline", keep_state=plan.max_cost > 1)
     baseline = summarise("baseline", base_outcomes)
     lap("baseline")
     curves = [analyze_history(read_log(Path(o.run_dir))) for o in base_outcomes]
@@ -263,7 +266,8 @@ def choose_remedies(causes: list[Cause], config: TrainConfig, hints: Hints, plan
             not_trialled[r] = why_not(r)
         elif cost(r, config, hints) > plan.max_cost:
             not_trialled[r] = (f"trains {cost(r, config, hints):g}x as long as the baseline per seed, over this "
-                               f"budget's {plan.max_cost:g}x per trial (use --budget thorough)")
+                               f"budget's {plan.max_cost:g}x per trial (use --budget thorough, where it "
+                               "continues each baseline run: one more training per seed)")
         elif paid >= plan.max_remedies:
             not_trialled[r] = f"over the {plan.max_remedies}-remedy budget (use --budget thorough)"
         else:

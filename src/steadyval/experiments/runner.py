@@ -32,9 +32,9 @@ def _init_worker(dataset: Dataset, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _work(spec: TrialSpec, root: str, fp: str) -> TrialOutcome:
+def _work(spec: TrialSpec, root: str, fp: str, keep_state: bool, resume: TrialOutcome | None) -> TrialOutcome:
     assert _WORKER_DATASET is not None
-    return run_trial(spec, _WORKER_DATASET, Path(root), fp)
+    return run_trial(spec, _WORKER_DATASET, Path(root), fp, keep_state, resume)
 
 
 def available_cores() -> int:
@@ -51,9 +51,14 @@ def default_workers() -> int:
 
 
 def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, *, workers: int | None = None,
-             progress: bool = False, label: str = "trials",
+             progress: bool = False, label: str = "trials", keep_state: bool = False,
              on_done: Callable[[TrialOutcome], None] | None = None) -> list[TrialOutcome]:
-    """Every trial's outcome, in the order of ``specs``; finished trials are read, not re-run."""
+    """Every trial's outcome, in the order of ``specs``; finished trials are read, not re-run.
+
+    ``keep_state``: the trials keep their training state, so that longer trials of the same
+    config (``train.longer``) can continue them. A trial that a finished shorter one under
+    ``root`` can be continued into is trained from that one's last epoch.
+    """
     root.mkdir(parents=True, exist_ok=True)
     outcomes: dict[int, TrialOutcome] = {}
     todo: list[int] = []
@@ -68,13 +73,14 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
     twins = _twins(specs, todo, root, fp)
     replays = [i for i in todo if i in twins]
     todo = [i for i in todo if i not in twins]
+    sources = _shorter(specs, todo, root, fp)
     workers = min(workers or default_workers(), max(1, len(todo)))
     reused = len(outcomes)
     with progress_bar(len(specs), label + (f" ({reused} reused)" if reused else ""), progress) as advance:
         advance(reused)
         if workers <= 1 or len(todo) <= 1:
             for i in todo:
-                outcomes[i] = run_trial(specs[i], dataset, root, fp)
+                outcomes[i] = run_trial(specs[i], dataset, root, fp, keep_state, sources.get(i))
                 if on_done:
                     on_done(outcomes[i])
                 advance(1)
@@ -86,7 +92,7 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                      initargs=(dataset, threads)) as pool:
                 pending: dict[Future[TrialOutcome], int] = {
-                    pool.submit(_work, specs[i], str(root), fp): i for i in todo}
+                    pool.submit(_work, specs[i], str(root), fp, keep_state, sources.get(i)): i for i in todo}
                 try:
                     while pending:
                         done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -109,6 +115,25 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
                 on_done(outcomes[i])
             advance(1)
     return [outcomes[i] for i in range(len(specs))]
+
+
+def _shorter(specs: Sequence[TrialSpec], todo: Sequence[int], root: Path, fp: str) -> dict[int, TrialOutcome]:
+    """For each trial to train, the longest finished, trained (not replayed) trial under ``root``
+    of the same config but fewer epochs: the run it may continue (run_trial checks that it can)."""
+    if not todo or not root.is_dir():
+        return {}
+    by_lineage: dict[str, list[TrialOutcome]] = {}
+    for trial_dir in sorted(root.iterdir()):
+        done = load_outcome(trial_dir)
+        if done is not None and done.lineage and not done.replayed_from and done.status == "completed":
+            by_lineage.setdefault(done.lineage, []).append(done)
+    found: dict[int, TrialOutcome] = {}
+    for i in todo:
+        shorter = [o for o in by_lineage.get(specs[i].lineage_key(fp), [])
+                   if o.measures.get("epochs_run", 0) < specs[i].config.epochs]
+        if shorter:
+            found[i] = max(shorter, key=lambda o: o.measures["epochs_run"])
+    return found
 
 
 def _twins(specs: Sequence[TrialSpec], todo: Sequence[int], root: Path, fp: str) -> dict[int, int | TrialOutcome]:

@@ -51,6 +51,12 @@ class TrialSpec:
         """A stable id of the training alone: equal for trials that differ only in when they stop."""
         return self._hash(training_fields(self.config), fingerprint)
 
+    def lineage_key(self, fingerprint: str) -> str:
+        """A stable id of the training but for its length: equal for trials that one run's
+        continuation gives (``steadyval.train.trainer.can_resume``)."""
+        return self._hash({k: v for k, v in self.config.model_dump(mode="json").items() if k != "epochs"},
+                          fingerprint)
+
     def _hash(self, config: dict[str, Any], fingerprint: str) -> str:
         payload = json.dumps({"config": config, "split": asdict(self.split), "fold": self.fold,
                               "folds": self.folds, "data": fingerprint}, sort_keys=True, default=list)
@@ -74,6 +80,8 @@ class TrialOutcome:
     run_dir: str
     training: str = ""  # TrialSpec.training_key: trials with the same one trained the same epochs
     replayed_from: str = ""  # the key of the trial this one was read off (early stopping), if any
+    lineage: str = ""  # TrialSpec.lineage_key: a longer trial of the same one can continue this one
+    resumed_from: str = ""  # the key of the shorter trial this one continued, if any
     reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,11 +167,17 @@ def _stability(val_loss: np.ndarray, val_probs: np.ndarray) -> dict[str, float]:
             "churn": churn(val_probs[1:] >= 0.5) if len(val_probs) > 2 else math.nan}
 
 
-def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: str) -> TrialOutcome:
-    """Train one trial into ``root/<key>/`` unless its result is already there."""
+def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: str, keep_state: bool = False,
+              resume: TrialOutcome | None = None) -> TrialOutcome:
+    """Train one trial into ``root/<key>/`` unless its result is already there.
+
+    ``keep_state`` keeps the training state so that a longer trial can continue this one;
+    ``resume`` is such a shorter trial to continue (trained from scratch when it cannot be).
+    """
     import time
 
-    from steadyval.train import train
+    from steadyval.train import load_run, train
+    from steadyval.train.trainer import can_resume
 
     key = spec.key(data_fingerprint)
     trial_dir = root / key
@@ -174,9 +188,18 @@ def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: s
         shutil.rmtree(trial_dir)
     trial_dir.mkdir(parents=True)
     data = apply_split(dataset, spec.split, spec.fold, spec.folds)
+    source = None
+    if resume is not None and resume.lineage == spec.lineage_key(data_fingerprint):
+        try:
+            source = load_run(resume.run_dir)
+        except (OSError, ValueError, KeyError, TypeError):  # the shorter run's files were removed or damaged
+            source = None
+        if source is not None and not can_resume(source, spec.config):
+            source = None
     start = time.perf_counter()
-    run = train(data, spec.config, trial_dir / "run")
-    return _finish(spec, run, trial_dir, data_fingerprint, time.perf_counter() - start)
+    run = train(data, spec.config, trial_dir / "run", keep_state=keep_state, resume=source)
+    return _finish(spec, run, trial_dir, data_fingerprint, time.perf_counter() - start,
+                   resumed_from=resume.key if source is not None and resume is not None else "")
 
 
 def replay_trial(spec: TrialSpec, source: TrialOutcome, root: Path, data_fingerprint: str) -> TrialOutcome | None:
@@ -208,12 +231,13 @@ def replay_trial(spec: TrialSpec, source: TrialOutcome, root: Path, data_fingerp
 
 
 def _finish(spec: TrialSpec, run: Any, trial_dir: Path, data_fingerprint: str, seconds: float,
-            replayed_from: str = "") -> TrialOutcome:
+            replayed_from: str = "", resumed_from: str = "") -> TrialOutcome:
     outcome = TrialOutcome(
         key=trial_dir.name, arm=spec.arm, remedies=list(spec.remedies), seed=spec.seed, fold=spec.fold,
         measures=measure(run.metrics, run.val_probs, run.info, spec.config), status=run.status,
         seconds=seconds, n_train=int(run.info["n_train"]), n_val=int(run.info["n_val"]),
         run_dir=str(trial_dir / "run"), training=spec.training_key(data_fingerprint), replayed_from=replayed_from,
+        lineage=spec.lineage_key(data_fingerprint), resumed_from=resumed_from,
     )
     atomic_write_json(trial_dir / "result.json", outcome.to_dict())
     return outcome

@@ -7,6 +7,7 @@
     val_probs.npy    (epochs, n_val) float32 probability of the positive class, every val image
     val_index.csv    path, label, group and metadata of each val image (columns of val_probs)
     best.pt last.pt  weights (best by the monitored metric; after the last epoch)
+    state.pt         only with train(keep_state=True): the training state, to continue the run
     run.json         status, why it stopped, best epoch, timings
     env.json         versions and hardware
 """

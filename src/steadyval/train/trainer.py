@@ -34,6 +34,8 @@ from steadyval.train.augment import augment_batch, build_augmentation
 from steadyval.train.models import build_model, count_parameters
 from steadyval.train.run import Run, save_epoch, save_static
 
+# A completed run's training state, written with keep_state=True so that it can be resumed.
+STATE_FILE = "state.pt"
 # Inference batches hold about this many bytes of first-layer activations (512 images at
 # 64 px; 41 at 224 px): large enough to amortise overheads, small enough not to page.
 EVAL_ACTIVATION_BYTES = 2**28
@@ -118,14 +120,35 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "fp32"
 
 
-def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool = False) -> Run:
+def can_resume(source: Run, config: TrainConfig) -> bool:
+    """True when ``config``'s training is ``source``'s continued: the same config but for more
+    epochs, no LR schedule that depends on the total (warm-up + cosine, one-cycle), and
+    ``source`` ran all its epochs and kept its training state (``train(..., keep_state=True)``).
+    """
+    same = ({k: v for k, v in source.config.model_dump().items() if k != "epochs"}
+            == {k: v for k, v in config.model_dump().items() if k != "epochs"})
+    return (same and config.epochs > source.config.epochs and config.schedule in ("none", "plateau")
+            and source.status == "completed" and len(source.metrics) == source.config.epochs
+            and len(source.val_probs) == source.config.epochs and (source.dir / STATE_FILE).exists())
+
+
+def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool = False,
+          keep_state: bool = False, resume: Run | None = None) -> Run:
     """Train one model on ``dataset``'s train split, validating every epoch; write ``out``.
 
     Stops early (``early_stopping``), on a non-finite loss (status ``nonfinite``), or on
     Ctrl-C (status ``interrupted``, files complete up to the last finished epoch, then
     KeyboardInterrupt is re-raised).
+
+    ``keep_state`` also writes ``state.pt`` (weights, optimizer, scheduler, EMA, random
+    generators, early-stopping state) when the run completes, so that ``resume`` can continue
+    it: given a ``source`` run for which :func:`can_resume` holds, training starts after its
+    last epoch, with its epochs as the first rows. On the CPU that continuation is the run
+    trained for ``config.epochs`` from the start, bit for bit (``tests/train/test_resume.py``).
     """
     out = Path(out)
+    if resume is not None and not can_resume(resume, config):
+        raise ValueError(f"{resume.dir} cannot be continued into this config's training (see can_resume)")
     if dataset.kind != "npz":
         data_root = Path(dataset.source)
         refuse_inside(out, data_root if data_root.is_dir() else data_root.parent, "the run directory")
@@ -175,10 +198,17 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
                                "precision": precision}
     stopper = EarlyStopping(config)
     best_state = copy.deepcopy(model.state_dict())
+    first = 0
+    if resume is not None:
+        first = len(resume.metrics)
+        best_state = _restore(resume, model, optimizer, scheduler, ema, gen, stopper, device)
+        rows = _source_rows(resume)
+        probs = list(resume.val_probs.astype(np.float32))
+        info["resumed_from"] = str(resume.dir)
     start = time.perf_counter()
     try:
-        with progress_bar(config.epochs * steps, "training", progress) as advance:
-            for epoch in range(config.epochs):
+        with progress_bar((config.epochs - first) * steps, "training", progress) as advance:
+            for epoch in range(first, config.epochs):
                 t0 = time.perf_counter()
                 model.train()
                 order = (torch.multinomial(sample_w.cpu(), len(train_idx), True, generator=gen)
@@ -243,9 +273,45 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
         info.update(status="interrupted", stop_reason="interrupted by the user (Ctrl-C)")
         _finish(out, model, ema, best_state, config, stopper, info, start, rows)
         raise
+    if keep_state and info["status"] == "completed":
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+                    "stopper": vars(stopper)}, out / STATE_FILE)
     _finish(out, model, ema, best_state, config, stopper, info, start, rows)
     return Run(out, config, pd.DataFrame(rows), np.stack(probs) if probs else np.zeros((0, len(val_idx))),
                val_index, info)
+
+
+def _restore(source: Run, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: object | None,
+             ema: nn.Module | None, gen: torch.Generator, stopper: EarlyStopping, device: torch.device) -> dict:
+    """Load ``source``'s training state into the fresh objects; return its best weights."""
+    state = torch.load(source.dir / STATE_FILE, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])  # type: ignore[attr-defined]
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    vars(stopper).update(state["stopper"])
+    return torch.load(source.dir / "best.pt", map_location=device, weights_only=True)
+
+
+def _source_rows(source: Run) -> list[dict[str, float]]:
+    """``source``'s epochs as the trainer's rows (metrics, with the timings where they were kept)."""
+    metrics = source.metrics.copy()
+    timings = source.dir / "timings.csv"
+    if timings.exists():
+        metrics = metrics.merge(pd.read_csv(timings), on="epoch", how="left")
+    for column in ("train_seconds", "val_seconds"):
+        metrics[column] = metrics[column].fillna(0.0) if column in metrics else 0.0
+    return metrics.to_dict("records")
 
 
 def _finish(out: Path, model: nn.Module, ema: nn.Module | None, best_state: dict, config: TrainConfig,
