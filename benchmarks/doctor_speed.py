@@ -33,8 +33,11 @@ At 63a8c01 (2026-11-27, same machine in its slowest phase yet: one training alon
 arm of the runs above was optim.schedule, trialled for train.underfitting (this data's val
 loss still falls at epoch 20); that cause's remedy is now train.longer, which trains twice as
 long and which the fast budget names but leaves to --budget thorough. Trialled (at 45ad6af)
-it took the doctor to 19.0 min, 15 training-alone units, and was judged no_effect. At the
-54.5 s per training of this machine's quiet phase the 9 units would be about 8.5 min.
+it took the doctor to 19.0 min, 15 training-alone units, and was judged no_effect.
+At 4194537 (2026-11-27, same machine, one training alone 63.1 s): 10.2 min (613 s), the same
+9 trainings (split.rebalance and aug.intensity, both no_effect) at 65.6 s each inside the
+doctor; baseline 33.1 %, probes 2.9 %, trials 63.1 %; 9.7 training-alone units. Still over
+the 10 minutes, by 13 s.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
