@@ -288,7 +288,8 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
 def _restore(source: Run, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: object | None,
              ema: nn.Module | None, gen: torch.Generator, stopper: EarlyStopping, device: torch.device) -> dict:
     """Load ``source``'s training state into the fresh objects; return its best weights."""
-    state = torch.load(source.dir / STATE_FILE, map_location=device, weights_only=False)
+    # On the CPU: the generator states must stay CPU byte tensors; load_state_dict moves the rest.
+    state = torch.load(source.dir / STATE_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
