@@ -8,7 +8,9 @@ cosine schedule, gradient clipping, early stopping, bf16 autocast and fp32), the
 that the run completed, that every metric and every val image's probability is finite,
 and that the saved weights load into a CPU model. Then it trains the same seed twice and
 reports whether the metrics agree exactly (CUDA kernels are not all deterministic; the
-CPU guarantee is tested in CI). Exits non-zero on any failed check.
+CPU guarantee is tested in CI), and continues a run with its kept state for as many epochs
+again (added after the H100 session below, so not yet run on a GPU). Exits non-zero on any
+failed check.
 
 Measured 2026-11-27 on one NVIDIA H100 80GB (torch 2.11.0+cu130, kornia 0.9.0, MONAI 1.6.1),
 800 images, 3 epochs: all six cases ok (bf16 autocast chosen by precision=auto; the SGD lr
@@ -115,6 +117,27 @@ def main() -> None:
         diff = float(np.abs(a.select_dtypes("number").to_numpy() - b.select_dtypes("number").to_numpy()).max())
         same = "identical" if diff == 0 else f"differ by up to {diff:.2e}"
         print(f"same seed twice on {args.device}: metrics {same}")
+        # A run continued for more epochs (what the thorough doctor's train.longer does): it must
+        # load its CPU-saved state onto the device, run, and match the longer run (exactly on the CPU).
+        config = TrainConfig(epochs=args.epochs, device=args.device, augment="geometric", ema=0.9,
+                             schedule="plateau", seed=5)
+        longer_config = config.model_copy(update={"epochs": 2 * args.epochs})
+        try:
+            short = train(ds, config, tmp / "short", keep_state=True)
+            resumed = train(ds, longer_config, tmp / "resumed", resume=short)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            print(f"FAIL  resume: {type(exc).__name__}: {exc}")
+            failures += 1
+        else:
+            problems = check_run(resumed, longer_config, channels)
+            full = train(ds, longer_config, tmp / "full").metrics
+            cols = [c for c in full.select_dtypes("number").columns if not c.endswith("_seconds")]
+            diff = float(np.abs(resumed.metrics[cols].to_numpy() - full[cols].to_numpy()).max())
+            print(f"{'FAIL' if problems else 'ok  '}  resume {args.epochs} -> {2 * args.epochs} epochs: "
+                  f"{resumed.info['status']}, against the longer run trained whole: "
+                  f"{'identical' if diff == 0 else f'differ by up to {diff:.2e}'}"
+                  f"{'; ' + '; '.join(problems) if problems else ''}")
+            failures += bool(problems)
     print(f"{failures} failed check(s)")
     sys.exit(1 if failures else 0)
 

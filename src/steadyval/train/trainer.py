@@ -306,7 +306,8 @@ def _restore(source: Run, model: nn.Module, optimizer: torch.optim.Optimizer, sc
 
 def _source_rows(source: Run) -> list[dict[str, float]]:
     """``source``'s epochs as the trainer's rows (metrics, with the timings where they were kept)."""
-    metrics = source.metrics.copy()
+    # The Run train() returns holds the timings already; one read back by load_run does not.
+    metrics = source.metrics.drop(columns=["train_seconds", "val_seconds"], errors="ignore")
     timings = source.dir / "timings.csv"
     if timings.exists():
         metrics = metrics.merge(pd.read_csv(timings), on="epoch", how="left")
