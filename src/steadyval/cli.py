@@ -351,7 +351,9 @@ def _print_doctor(result: Any) -> None:
     out.print(f"[dim]{s['source']}: {s['n_train']} train / {s['n_val']} val images, positive class "
               f"{s['positive']}; {len(result.seeds)} seeds; {result.reused_trials} trial(s) reused"
               + (f"; {result.replayed_trials} early-stopping trial(s) read off their twins' epochs, "
-                 "not retrained" if result.replayed_trials else "") + "[/]")
+                 "not retrained" if result.replayed_trials else "")
+              + (f"; {result.resumed_trials} longer trial(s) continued from their baseline runs"
+                 if result.resumed_trials else "") + "[/]")
     if result.causes:
         table = Table(title="causes, ranked", show_header=True, header_style="bold", title_justify="left")
         for col in ("#", "severity", "cause", "why this rank"):

@@ -93,6 +93,11 @@ class DoctorResult:
         return sum(bool(o.replayed_from) and not o.reused for a in (self.baseline, *self.arms) for o in a.outcomes)
 
     @property
+    def resumed_trials(self) -> int:
+        """Longer trials (train.longer) that continued their baseline run instead of training from epoch 0."""
+        return sum(bool(o.resumed_from) and not o.reused for a in (self.baseline, *self.arms) for o in a.outcomes)
+
+    @property
     def unstable(self) -> bool:
         """True when the baseline's validation is volatile beyond noise (medium or worse)."""
         return any(f.id == "curves.volatile" and f.severity.at_least(Severity.MEDIUM) for f in self.curve_findings)
@@ -119,6 +124,7 @@ class DoctorResult:
             "not_trialled": self.not_trialled,
             "skipped": {**self.audit.skipped, **self.probes.skipped},
             "seconds": self.seconds, "reused_trials": self.reused_trials, "replayed_trials": self.replayed_trials,
+            "resumed_trials": self.resumed_trials,
         }
 
 

@@ -67,6 +67,7 @@ def render_doctor_report(r: DoctorResult) -> str:
         gallery=[*swings, *audit_gallery(r.audit.findings, thumb)],
         configs=_config_rows(r, arms), seconds=r.seconds, total=sum(r.seconds.values()),
         seeds=r.seeds, folds=r.folds, budget=r.budget, reused=r.reused_trials, replayed=r.replayed_trials,
+        resumed=r.resumed_trials,
         skipped={**r.audit.skipped, **r.probes.skipped},
     )
 
