@@ -37,7 +37,13 @@ it took the doctor to 19.0 min, 15 training-alone units, and was judged no_effec
 At 4194537 (2026-11-27, same machine, one training alone 63.1 s): 10.2 min (613 s), the same
 9 trainings (split.rebalance and aug.intensity, both no_effect) at 65.6 s each inside the
 doctor; baseline 33.1 %, probes 2.9 %, trials 63.1 %; 9.7 training-alone units. Still over
-the 10 minutes, by 13 s.
+the 10 minutes, by 13 s. Run again 40 minutes later (2741d94..00fbea8, nothing on the fast
+path changed): 11.0 min (661 s), 9 trainings at 70.7 s each inside the doctor against 65.4 s
+alone; baseline 31.1 %, probes 2.8 % (the LR range test 14 of its ~18 s), trials 65.2 %.
+Inside the doctor a training has run at 0.93-0.96x of one alone in every run this stop;
+freezing the garbage collector's heap (283k objects after the audit, 1 full collection per
+4 epochs) did not change a 4-epoch training beyond this machine's noise (+-15 % between two
+identical trainings).
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
