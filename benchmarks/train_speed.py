@@ -36,6 +36,16 @@ up to 1.5x within an hour, hence rounds run back to back. TF-Keras runs 2.4-8.7x
 here than the figures the targets were set with; our fp32 trainer about 1.4-2x slower than
 on the AVX-512 machine of earlier sessions.
 
+Where a 224 px step goes (stop 14, torch profiler and backward hooks, batch 32, ~785 ms):
+the second convolution's backward 373 ms (dgrad ~140, GEMM weight gradient ~150 at ~92
+GFLOP/s, im2col ~58), forward convolutions 122, the first layer's weight gradient 109, the
+rest pooling, ReLU, dropout, head and augmentation. MKL's sgemm tops out at 100-110 GFLOP/s
+here (2048^2 included); oneDNN's forward convolution reaches ~150. Measured and dropped that
+stop (interleaved whole-step A/B): micro-batches of 1-16 images with gradient accumulation
+(no gain), the first layer's weight gradient as a GEMM (1.04x, noise), channels-last flatten
+with a permuted head weight (0.97-1.06x over repeats), im2col by one unfold copy (0.97-1.05x),
+oneDNN's inner product for the GEMM (faster GEMM, but the operand transposes cost the gain).
+
 On a GPU (``--device cuda --skip keras``, 2026-11-27, one NVIDIA H100 80GB, torch 2.11.0+cu130,
 tensorflow not installed there; img/s, ours with bf16 autocast as precision=auto picks, then fp32):
 

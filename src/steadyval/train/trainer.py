@@ -32,7 +32,7 @@ from steadyval.data.cache import refuse_inside
 from steadyval.errors import ConfigError, DataError
 from steadyval.train.augment import augment_batch, build_augmentation
 from steadyval.train.models import build_model, count_parameters
-from steadyval.train.run import Run, save_epoch, save_static
+from steadyval.train.run import TIMING_COLUMNS, Run, save_epoch, save_static
 
 # A completed run's training state, written with keep_state=True so that it can be resumed.
 STATE_FILE = "state.pt"
@@ -307,11 +307,11 @@ def _restore(source: Run, model: nn.Module, optimizer: torch.optim.Optimizer, sc
 def _source_rows(source: Run) -> list[dict[str, float]]:
     """``source``'s epochs as the trainer's rows (metrics, with the timings where they were kept)."""
     # The Run train() returns holds the timings already; one read back by load_run does not.
-    metrics = source.metrics.drop(columns=["train_seconds", "val_seconds"], errors="ignore")
+    metrics = source.metrics.drop(columns=list(TIMING_COLUMNS), errors="ignore")
     timings = source.dir / "timings.csv"
     if timings.exists():
         metrics = metrics.merge(pd.read_csv(timings), on="epoch", how="left")
-    for column in ("train_seconds", "val_seconds"):
+    for column in TIMING_COLUMNS:
         metrics[column] = metrics[column].fillna(0.0) if column in metrics else 0.0
     return metrics.to_dict("records")
 
