@@ -352,7 +352,7 @@ def _print_doctor(result: Any) -> None:
               f"{s['positive']}; {len(result.seeds)} seeds; {result.reused_trials} trial(s) reused"
               + (f"; {result.replayed_trials} early-stopping trial(s) read off their twins' epochs, "
                  "not retrained" if result.replayed_trials else "")
-              + (f"; {result.resumed_trials} longer trial(s) continued from their baseline runs"
+              + (f"; {result.resumed_trials} longer trial(s) continued from shorter runs of the same config"
                  if result.resumed_trials else "") + "[/]")
     if result.causes:
         table = Table(title="causes, ranked", show_header=True, header_style="bold", title_justify="left")

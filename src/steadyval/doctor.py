@@ -94,7 +94,8 @@ class DoctorResult:
 
     @property
     def resumed_trials(self) -> int:
-        """Longer trials (train.longer) that continued their baseline run instead of training from epoch 0."""
+        """Longer trials (train.longer, alone or combined) that continued a shorter run of the same
+        config (the baseline, or the other remedy's trial) instead of training from epoch 0."""
         return sum(bool(o.resumed_from) and not o.reused for a in (self.baseline, *self.arms) for o in a.outcomes)
 
     @property
@@ -185,9 +186,11 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
         return run_grid(all_specs, ds, root, fp, workers=workers, progress=progress, label=label,
                         keep_state=keep_state)
 
-    # A budget that trials longer training keeps the baselines' training state: a train.longer
-    # trial then continues its seed's baseline instead of training again from epoch 0.
-    base_outcomes = grid(specs("baseline", (), config), "baseline", keep_state=plan.max_cost > 1)
+    # A budget that trials longer training keeps the baselines' and the single remedies' training
+    # state: a train.longer trial then continues its seed's baseline, and a combination with
+    # train.longer continues the other remedy's trial, instead of training again from epoch 0.
+    longer = plan.max_cost > 1
+    base_outcomes = grid(specs("baseline", (), config), "baseline", keep_state=longer)
     baseline = summarise("baseline", base_outcomes)
     lap("baseline")
     curves = [analyze_history(read_log(Path(o.run_dir))) for o in base_outcomes]
@@ -209,7 +212,7 @@ def doctor(data: Path | str | Dataset, out: Path | str, *, config: TrainConfig |
     say("trialling: " + (", ".join(chosen) if chosen else "nothing"))
 
     arm_specs = {rid: specs(rid, (rid,), *apply_remedies([rid], config, hints)) for rid in chosen}
-    outcomes = grid([s for v in arm_specs.values() for s in v], "remedy trials") if arm_specs else []
+    outcomes = grid([s for v in arm_specs.values() for s in v], "remedy trials", keep_state=longer) if arm_specs else []
     arms = [compare(baseline, summarise(rid, [o for o in outcomes if o.arm == rid])) for rid in chosen]
     helping = sorted([a for a in arms if a.verdict == "helps"], key=lambda a: -a.values["final_auroc"].mean)
     if plan.combination and len(helping) >= 2:

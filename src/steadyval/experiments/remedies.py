@@ -142,8 +142,9 @@ REMEDIES: dict[str, Remedy] = {r.id: r for r in (
     # epoch 15 it cost 0.02 val AUROC in 3 of 4 seed offsets). Compared with the baseline over the
     # baseline's epochs (steadyval.experiments.verdicts), so the extra epochs count in AUROC only.
     # Twice the baseline's training per seed (see cost): the fast budget leaves it to --budget
-    # thorough, which keeps the baselines' training state so that each seed's trial continues its
-    # baseline run (bit for bit the 2x run on the CPU) and costs one more training, not two.
+    # thorough, which keeps the baselines' (and single remedies') training state so that each
+    # seed's trial continues its baseline run (a combination: the other remedy's trial), bit for
+    # bit the 2x run on the CPU, and costs one more training, not two.
     Remedy("train.longer", "train twice as many epochs",
            config=lambda c, h: {"epochs": c.epochs * 2}, applies=lambda c, h: c.epochs * 2 <= 10000),
     Remedy("stop.early", "early stopping on val loss, restoring the best weights",
