@@ -173,6 +173,11 @@ def training_fields(config: TrainConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude=set(STOPPING_FIELDS))
 
 
+def lineage_fields(config: TrainConfig) -> dict[str, Any]:
+    """``config`` without ``epochs``: equal for a run and its continuation for more epochs."""
+    return config.model_dump(mode="json", exclude={"epochs"})
+
+
 def same_training(a: TrainConfig, b: TrainConfig) -> bool:
     """True when ``a`` and ``b`` train identically epoch by epoch, differing at most in when to stop."""
     return training_fields(a) == training_fields(b)

@@ -70,10 +70,11 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
             todo.append(i)
     # Early-stopping trials whose training twin is in this grid, or finished on disk, are read
     # off the twin's epochs after it (steadyval.train.replay), not trained.
-    twins = _twins(specs, todo, root, fp)
+    trained = _trained(root) if todo else []
+    twins = _twins(specs, todo, trained, fp)
     replays = [i for i in todo if i in twins]
     todo = [i for i in todo if i not in twins]
-    sources = _shorter(specs, todo, root, fp)
+    sources = _shorter(specs, todo, trained, fp)
     workers = min(workers or default_workers(), max(1, len(todo)))
     reused = len(outcomes)
     with progress_bar(len(specs), label + (f" ({reused} reused)" if reused else ""), progress) as advance:
@@ -117,15 +118,19 @@ def run_grid(specs: Sequence[TrialSpec], dataset: Dataset, root: Path, fp: str, 
     return [outcomes[i] for i in range(len(specs))]
 
 
-def _shorter(specs: Sequence[TrialSpec], todo: Sequence[int], root: Path, fp: str) -> dict[int, TrialOutcome]:
-    """For each trial to train, the longest finished, trained (not replayed) trial under ``root``
-    of the same config but fewer epochs: the run it may continue (run_trial checks that it can)."""
-    if not todo or not root.is_dir():
-        return {}
+def _trained(root: Path) -> list[TrialOutcome]:
+    """The trials under ``root`` that trained every epoch (completed, not read off another)."""
+    done = [load_outcome(d) for d in sorted(root.iterdir())] if root.is_dir() else []
+    return [o for o in done if o is not None and not o.replayed_from and o.status == "completed"]
+
+
+def _shorter(specs: Sequence[TrialSpec], todo: Sequence[int], trained: Sequence[TrialOutcome],
+             fp: str) -> dict[int, TrialOutcome]:
+    """For each trial to train, the longest of ``trained`` (finished under the grid's root) of
+    the same config but fewer epochs: the run it may continue (run_trial checks that it can)."""
     by_lineage: dict[str, list[TrialOutcome]] = {}
-    for trial_dir in sorted(root.iterdir()):
-        done = load_outcome(trial_dir)
-        if done is not None and done.lineage and not done.replayed_from and done.status == "completed":
+    for done in trained:
+        if done.lineage:
             by_lineage.setdefault(done.lineage, []).append(done)
     found: dict[int, TrialOutcome] = {}
     for i in todo:
@@ -136,17 +141,18 @@ def _shorter(specs: Sequence[TrialSpec], todo: Sequence[int], root: Path, fp: st
     return found
 
 
-def _twins(specs: Sequence[TrialSpec], todo: Sequence[int], root: Path, fp: str) -> dict[int, int | TrialOutcome]:
+def _twins(specs: Sequence[TrialSpec], todo: Sequence[int], trained: Sequence[TrialOutcome],
+           fp: str) -> dict[int, int | TrialOutcome]:
     """For each early-stopping trial to run, a training twin that runs (or ran) every epoch: the
-    index of a spec without early stopping in this grid, or a finished, trained outcome under ``root``."""
+    index of a spec without early stopping in this grid, or one of ``trained`` (finished under
+    the grid's root)."""
     wanted = {i: specs[i].training_key(fp) for i in todo if specs[i].config.early_stopping}
     if not wanted:
         return {}
     in_grid = {spec.training_key(fp): j for j, spec in enumerate(specs) if not spec.config.early_stopping}
     on_disk: dict[str, TrialOutcome] = {}
-    for trial_dir in sorted(root.iterdir()) if root.is_dir() else []:
-        done = load_outcome(trial_dir)
-        if done is not None and done.training and not done.replayed_from and done.status == "completed":
+    for done in trained:
+        if done.training:
             on_disk.setdefault(done.training, done)
     twins: dict[int, int | TrialOutcome] = {}
     for i, training in wanted.items():

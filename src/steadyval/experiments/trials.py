@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from steadyval._io import atomic_write_json
-from steadyval.config import TrainConfig, training_fields
+from steadyval.config import TrainConfig, lineage_fields, training_fields
 from steadyval.curves.measures import churn, val_loss_rise_volatility, val_loss_volatility
 from steadyval.data import Dataset
 from steadyval.data.split import fold_masks, stratified_group_split
@@ -54,8 +54,7 @@ class TrialSpec:
     def lineage_key(self, fingerprint: str) -> str:
         """A stable id of the training but for its length: equal for trials that one run's
         continuation gives (``steadyval.train.trainer.can_resume``)."""
-        return self._hash({k: v for k, v in self.config.model_dump(mode="json").items() if k != "epochs"},
-                          fingerprint)
+        return self._hash(lineage_fields(self.config), fingerprint)
 
     def _hash(self, config: dict[str, Any], fingerprint: str) -> str:
         payload = json.dumps({"config": config, "split": asdict(self.split), "fold": self.fold,
@@ -188,18 +187,19 @@ def run_trial(spec: TrialSpec, dataset: Dataset, root: Path, data_fingerprint: s
         shutil.rmtree(trial_dir)
     trial_dir.mkdir(parents=True)
     data = apply_split(dataset, spec.split, spec.fold, spec.folds)
-    source = None
+    source, resumed_from = None, ""
     if resume is not None and resume.lineage == spec.lineage_key(data_fingerprint):
         try:
             source = load_run(resume.run_dir)
         except (OSError, ValueError, KeyError, TypeError):  # the shorter run's files were removed or damaged
             source = None
-        if source is not None and not can_resume(source, spec.config):
+        if source is not None and can_resume(source, spec.config):
+            resumed_from = resume.key
+        else:
             source = None
     start = time.perf_counter()
     run = train(data, spec.config, trial_dir / "run", keep_state=keep_state, resume=source)
-    return _finish(spec, run, trial_dir, data_fingerprint, time.perf_counter() - start,
-                   resumed_from=resume.key if source is not None and resume is not None else "")
+    return _finish(spec, run, trial_dir, data_fingerprint, time.perf_counter() - start, resumed_from=resumed_from)
 
 
 def replay_trial(spec: TrialSpec, source: TrialOutcome, root: Path, data_fingerprint: str) -> TrialOutcome | None:

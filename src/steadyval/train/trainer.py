@@ -26,7 +26,7 @@ from torch import nn
 
 from steadyval._io import atomic_write_json
 from steadyval._progress import progress_bar
-from steadyval.config import TrainConfig
+from steadyval.config import TrainConfig, lineage_fields
 from steadyval.data import Dataset
 from steadyval.data.cache import refuse_inside
 from steadyval.errors import ConfigError, DataError
@@ -125,11 +125,10 @@ def can_resume(source: Run, config: TrainConfig) -> bool:
     epochs, no LR schedule that depends on the total (warm-up + cosine, one-cycle), and
     ``source`` ran all its epochs and kept its training state (``train(..., keep_state=True)``).
     """
-    same = ({k: v for k, v in source.config.model_dump().items() if k != "epochs"}
-            == {k: v for k, v in config.model_dump().items() if k != "epochs"})
-    return (same and config.epochs > source.config.epochs and config.schedule in ("none", "plateau")
-            and source.status == "completed" and len(source.metrics) == source.config.epochs
-            and len(source.val_probs) == source.config.epochs and (source.dir / STATE_FILE).exists())
+    return (lineage_fields(source.config) == lineage_fields(config) and config.epochs > source.config.epochs
+            and config.schedule in ("none", "plateau") and source.status == "completed"
+            and len(source.metrics) == len(source.val_probs) == source.config.epochs
+            and (source.dir / STATE_FILE).exists())
 
 
 def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool = False,
