@@ -111,7 +111,7 @@ def glibc_defaults() -> None:
 def monitoring_share(run, ds, size: int, timings, device: str = "cpu") -> float:
     """Extra time of recording every val image, over an aggregate-only validation pass."""
     from steadyval.train.run import save_epoch
-    from steadyval.train.trainer import _at_size, _predict, _val_metrics
+    from steadyval.train.trainer import _at_size, _predict, val_metrics
 
     model = build_model(run.config, ds.images.shape[1]).to(device)
     images = _at_size(ds.images, size)
@@ -132,7 +132,7 @@ def monitoring_share(run, ds, size: int, timings, device: str = "cpu") -> float:
     t = time.perf_counter()
     for _ in range(reps):  # ours: per-image probabilities, metrics, files rewritten
         p, losses = _predict(model, x_val, y_val, mean, std)
-        _val_metrics(p, losses, y_val)
+        val_metrics(p, losses, y_val)
         save_epoch(run.dir, run.metrics, np.vstack([run.val_probs, p[None]]))
     full = (time.perf_counter() - t) / reps
     epoch = float(np.median(timings["train_seconds"][1:])) + bare

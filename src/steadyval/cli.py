@@ -130,8 +130,9 @@ def train(
 @app.command()
 def analyze(
     logs: Annotated[list[Path], typer.Argument(
-        help="Run directories from steadyval train, Keras CSVLogger CSV or History JSON, Lightning "
-             "metrics.csv, TensorBoard event files, or a CSV with --columns.", show_default=False)],
+        help="Run directories from steadyval train or recorded by steadyval.integrations (Keras, "
+             "Lightning, any loop), Keras CSVLogger CSV or History JSON, Lightning metrics.csv, "
+             "TensorBoard event files, or a CSV with --columns.", show_default=False)],
     val_size: Annotated[int | None, typer.Option(
         "--val-size", help="Validation-set size of imported logs (for the noise floor).")] = None,
     columns: Annotated[str | None, typer.Option(

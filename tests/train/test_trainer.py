@@ -75,7 +75,7 @@ def test_nonfinite_loss_stops_the_run(small, tmp_path: Path) -> None:
 def test_ctrl_c_leaves_a_usable_run_directory(small, tmp_path: Path, monkeypatch) -> None:
     import steadyval.train.trainer as trainer
 
-    real = trainer._val_metrics
+    real = trainer.val_metrics
     calls = {"n": 0}
 
     def interrupt_on_third(*args):
@@ -84,7 +84,7 @@ def test_ctrl_c_leaves_a_usable_run_directory(small, tmp_path: Path, monkeypatch
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(trainer, "_val_metrics", interrupt_on_third)
+    monkeypatch.setattr(trainer, "val_metrics", interrupt_on_third)
     with pytest.raises(KeyboardInterrupt):
         train(small, _cfg(epochs=5), tmp_path / "r")
     run = load_run(tmp_path / "r")

@@ -1,7 +1,8 @@
 """Readers: our run directories and other tools' training logs -> History.
 
-Supported: steadyval run directories; Keras CSVLogger CSV and ``History.history`` JSON
-(``acc`` and ``accuracy`` spellings); a pandas dump of a History (unnamed index column);
+Supported: steadyval run directories, trained or recorded (steadyval.integrations); Keras
+CSVLogger CSV and ``History.history`` JSON (``acc`` and ``accuracy`` spellings); a pandas
+dump of a History (unnamed index column);
 Lightning CSVLogger ``metrics.csv``; long CSVs with a ``phase`` (train/val) column;
 TensorBoard event files (needs the ``tensorboard`` package); a pickled history dict only
 with ``trust_pickle`` (loading a pickle runs code); any CSV with a column mapping.
@@ -39,12 +40,16 @@ def read_log(path: Path | str, *, val_size: int | None = None, trust_pickle: boo
     if path.is_dir():
         if (path / "config.json").exists() and (path / "metrics.csv").exists():
             return _our_run(path, val_size)
+        if all((path / name).exists() for name in ("metrics.csv", "val_probs.npy", "val_index.csv")):
+            return _recorded_run(path, val_size)
         events = sorted(path.rglob("events.out.tfevents.*"))
         if events:
             return _tensorboard(path, events, val_size)
         if (path / "metrics.csv").exists():
             return _from_csv(path / "metrics.csv", val_size, columns)
-        raise DataError(f"LOG '{path}'", "a folder must be a steadyval run, hold metrics.csv or TensorBoard events",
+        raise DataError(f"LOG '{path}'",
+                        "a folder must be a steadyval run (trained or recorded), hold metrics.csv or TensorBoard "
+                        "events",
                         "none of them", "Point at the log file itself.")
     name = path.name.lower()
     if name.endswith((".pkl", ".pkl.gz", ".pickle", ".pickle.gz")):
@@ -132,6 +137,22 @@ def _our_run(path: Path, val_size: int | None) -> History:
     run = load_run(path)
     return History(str(path), run.metrics, val_size or len(run.val_index), run.val_probs, run.val_index,
                    [f"run status: {run.status}"], run.config.model_dump())
+
+
+def _recorded_run(path: Path, val_size: int | None) -> History:
+    """A folder written by steadyval.integrations (a Keras, Lightning or plain PyTorch loop)."""
+    metrics = pd.read_csv(path / "metrics.csv")
+    probs = np.load(path / "val_probs.npy")
+    index = pd.read_csv(path / "val_index.csv", dtype={"path": str, "group": str}, keep_default_na=False)
+    if probs.ndim != 2 or probs.shape != (len(metrics), len(index)) or "label" not in index:
+        raise DataError(f"LOG '{path}'", "val_probs.npy must hold one row per epoch of metrics.csv and one "
+                        "column per image of val_index.csv (with a label column)",
+                        f"shape {probs.shape} for {len(metrics)} epochs and {len(index)} images",
+                        "Record the run again: these files come from different runs.")
+    info_path = path / "run.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    notes = [f"recorded by {info.get('recorded_by', 'a RunRecorder')}, status: {info.get('status', 'unknown')}"]
+    return History(str(path), _canonical(metrics, None, str(path)), val_size or len(index), probs, index, notes)
 
 
 def _tensorboard(root: Path, events: list[Path], val_size: int | None) -> History:

@@ -49,11 +49,24 @@ class Run:
 TIMING_COLUMNS = ("train_seconds", "val_seconds")
 
 
+def val_metrics(p: np.ndarray, losses: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """One epoch's validation metrics from every val image's probability and loss (threshold 0.5)."""
+    from sklearn.metrics import roc_auc_score
+
+    pred = p >= 0.5
+    pos, neg = y == 1, y == 0
+    auc = float(roc_auc_score(y, p)) if pos.any() and neg.any() and np.isfinite(p).all() else float("nan")
+    return {"val_loss": float(losses.mean()), "val_accuracy": float((pred == pos).mean()),
+            "val_auc": auc, "val_sensitivity": float(pred[pos].mean()) if pos.any() else float("nan"),
+            "val_specificity": float((~pred[neg]).mean()) if neg.any() else float("nan")}
+
+
 def save_epoch(run_dir: Path, rows: pd.DataFrame, val_probs: np.ndarray) -> None:
     """Rewrite the per-epoch files atomically (a killed run leaves whole files)."""
     timing = [c for c in TIMING_COLUMNS if c in rows]
     atomic_write_text(run_dir / "metrics.csv", rows.drop(columns=timing).to_csv(index=False))
-    atomic_write_text(run_dir / "timings.csv", rows[["epoch", *timing]].to_csv(index=False))
+    if timing:
+        atomic_write_text(run_dir / "timings.csv", rows[["epoch", *timing]].to_csv(index=False))
     buf = io.BytesIO()
     np.save(buf, val_probs.astype(np.float32))
     atomic_write_bytes(run_dir / "val_probs.npy", buf.getvalue())

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from steadyval._io import atomic_write_json
@@ -32,7 +31,7 @@ from steadyval.data.cache import refuse_inside
 from steadyval.errors import ConfigError, DataError
 from steadyval.train.augment import augment_batch, build_augmentation
 from steadyval.train.models import build_model, count_parameters
-from steadyval.train.run import TIMING_COLUMNS, Run, save_epoch, save_static
+from steadyval.train.run import TIMING_COLUMNS, Run, save_epoch, save_static, val_metrics
 
 # A completed run's training state, written with keep_state=True so that it can be resumed.
 STATE_FILE = "state.pt"
@@ -248,7 +247,7 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
                 eval_model = ema.module if ema is not None else model
                 p_val, val_losses = _predict(eval_model, x_val, y_val, mean, std)
                 row = {"epoch": epoch, "loss": loss_sum / seen, "accuracy": correct / seen,
-                       **_val_metrics(p_val, val_losses, y_val),
+                       **val_metrics(p_val, val_losses, y_val),
                        "lr": optimizer.param_groups[0]["lr"],
                        "train_seconds": t1 - t0, "val_seconds": time.perf_counter() - t1}
                 rows.append(row)
@@ -377,15 +376,6 @@ def _predict(model: nn.Module, x: torch.Tensor, y: np.ndarray, mean: torch.Tenso
     target = torch.from_numpy(y).float().to(logits.device)
     losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return torch.sigmoid(logits).cpu().numpy(), losses.cpu().numpy()
-
-
-def _val_metrics(p: np.ndarray, losses: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    pred = p >= 0.5
-    pos, neg = y == 1, y == 0
-    auc = float(roc_auc_score(y, p)) if pos.any() and neg.any() and np.isfinite(p).all() else float("nan")
-    return {"val_loss": float(losses.mean()), "val_accuracy": float((pred == pos).mean()),
-            "val_auc": auc, "val_sensitivity": float(pred[pos].mean()) if pos.any() else float("nan"),
-            "val_specificity": float((~pred[neg]).mean()) if neg.any() else float("nan")}
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
