@@ -31,18 +31,20 @@ class SteadyvalCallback(keras.callbacks.Callback):
 
     ``validation_data`` is ``(x, y)`` arrays, or a dataset of ``(x, y)`` batches in a fixed
     order (a ``tf.data.Dataset`` or ``keras.utils.PyDataset`` that does not shuffle).
-    ``paths``, ``groups`` and ``metadata`` describe the val images, as for :class:`RunRecorder`.
+    ``paths``, ``groups``, ``metadata`` and ``class_names`` describe the val images, as for
+    :class:`RunRecorder`.
     ``from_logits`` overrides what is read from the model's loss.
     """
 
     def __init__(self, out: Path | str, validation_data: Any, *, paths: Sequence[str] | None = None,
                  groups: Sequence[Any] | None = None,
                  metadata: Mapping[str, Sequence[Any]] | pd.DataFrame | None = None,
-                 from_logits: bool | None = None, batch_size: int = 256) -> None:
+                 class_names: tuple[str, str] = ("negative", "positive"), from_logits: bool | None = None,
+                 batch_size: int = 256) -> None:
         super().__init__()
         self.out = Path(out)
         self.validation_data = validation_data
-        self.describe = {"paths": paths, "groups": groups, "metadata": metadata}
+        self.describe = {"paths": paths, "groups": groups, "metadata": metadata, "class_names": class_names}
         self.from_logits = from_logits
         self.batch_size = batch_size
         self.recorder: RunRecorder | None = None

@@ -36,11 +36,12 @@ class SteadyvalCallback(pl.Callback):
     """Writes a run folder for ``steadyval analyze``: the logged metrics plus every val image's probability."""
 
     def __init__(self, out: Path | str, *, paths: Sequence[str] | None = None, groups: Sequence[Any] | None = None,
-                 metadata: Mapping[str, Sequence[Any]] | pd.DataFrame | None = None, from_logits: bool = True,
+                 metadata: Mapping[str, Sequence[Any]] | pd.DataFrame | None = None,
+                 class_names: tuple[str, str] = ("negative", "positive"), from_logits: bool = True,
                  image_key: str = "image", label_key: str = "label") -> None:
         super().__init__()
         self.out = Path(out)
-        self.describe = {"paths": paths, "groups": groups, "metadata": metadata}
+        self.describe = {"paths": paths, "groups": groups, "metadata": metadata, "class_names": class_names}
         self.from_logits = from_logits
         self.keys = (image_key, label_key)
         self.recorder: RunRecorder | None = None
