@@ -44,6 +44,13 @@ Inside the doctor a training has run at 0.93-0.96x of one alone in every run thi
 freezing the garbage collector's heap (283k objects after the audit, 1 full collection per
 4 epochs) did not change a 4-epoch training beyond this machine's noise (+-15 % between two
 identical trainings).
+Stop 15 (2026-11-27, augmentation in fewer passes: kornia's intensity pipeline had been 15-20 %
+of an augmented 64 px step, now a third of that): 11.2 min (674 s) in a slow phase, one
+training alone 69.6 s; 9 trainings at 72.2 s inside the doctor (baselines 69.5 s, trials
+73.6 s); baseline 30.9 %, probes 2.7 %, trials 65.5 %; split.rebalance no_effect,
+aug.intensity helps (val AUROC +0.007 [0.000, 0.014]); 9.7 training-alone units, as before.
+At that machine speed nine trainings alone are 10.4 min: the target needs a training of
+about 63 s or less.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """

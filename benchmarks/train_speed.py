@@ -5,7 +5,8 @@ Dropout(0.5)-Dense), batch 32, Adam, at 64 px and 224 px, without and with the s
 geometric augmentation (rotation 20 deg, shift 0.1, shear 0.1, zoom 0.1, horizontal flip).
 
 - steadyval: ``steadyval.train.train`` (uint8 tensor in memory, index-sliced batches,
-  kornia augmentation of the whole batch, every val image's probability recorded).
+  augmentation of the whole batch (kornia's transforms, fused), every val image's probability
+  recorded).
 - plain torch: a ``Dataset`` returning one float image at a time with a per-image affine
   transform, batched by ``DataLoader`` (the usual tutorial loop).
 - TF-Keras: ``model.fit`` on a tf.data pipeline with Keras augmentation layers, when
@@ -26,6 +27,11 @@ to TF-Keras; the plain-torch loop uses stock layers):
     224 px  none       ours  41,  39  plain torch  19,  17  TF-Keras  12,  13  3.27x, 3.08x
     224 px  geometric  ours  43,  44,  42 (--skip torch)    TF-Keras  22,  21,  21
                                                              1.97x, 2.09x, 1.99x (target 2.5x: not met)
+
+Stop 15 (augmentation in fewer passes, 1.8x faster at 224 px: ~20 ms of a ~850 ms step),
+one process, --skip torch, the machine in a slow phase: ours 36, 37, 38 img/s, TF-Keras 19,
+19, 12 (its third fit in the process, as noted below): 1.95x, 1.91x, 3.06x, median 1.95x.
+Not met; the saving is within this machine's noise at 224 px.
 
 An earlier run of both 224 px rows, two rounds each in one process, gave TF-Keras 22 and
 then 13 img/s for the geometric row (2.09x, 3.28x; the 13 was that process's fourth fit);

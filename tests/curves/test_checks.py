@@ -120,3 +120,21 @@ def test_attribution_blames_the_subgroup_that_swings() -> None:
     attribution = m.loss_attribution(probs, index, ["site"])
     assert attribution["by_column"]["site"]["b"]["ratio"] > 10
     assert all(x["path"] in {f"im{i}" for i in range(150, 200)} for x in attribution["top_images"])
+
+
+@pytest.mark.parametrize("threshold_on_logits", [True, False])
+def test_a_logged_accuracy_that_is_not_the_outputs_is_named(threshold_on_logits: bool) -> None:
+    rng = np.random.default_rng(1)
+    epochs, n = 8, 300
+    labels = rng.integers(0, 2, n)
+    logits = (2 * labels - 1)[None, :] * np.linspace(0.2, 1.5, epochs)[:, None] + rng.normal(0, 1, (epochs, n))
+    probs = 1 / (1 + np.exp(-logits))
+    # Keras's "accuracy" on a logit output: the 0.5 threshold applied to the logits themselves.
+    cut = logits if threshold_on_logits else probs
+    logged = ((cut > 0.5) == labels[None, :]).mean(axis=1)
+    h = History("recorded", pd.DataFrame({"epoch": range(epochs), "val_accuracy": logged}), n, probs,
+                pd.DataFrame({"path": [f"im{i}" for i in range(n)], "label": labels}))
+    named = [f for f in analyze_history(h).findings if f.id == "model.output_loss_mismatch"]
+    assert bool(named) == threshold_on_logits
+    if named:
+        assert named[0].severity.value == "medium" and "BinaryAccuracy(threshold=0.0)" in named[0].message

@@ -1,5 +1,6 @@
 """The curve checks, one per file; ``ALL_CURVE_CHECKS`` is the order they run in."""
 
+from steadyval.curves.checks.logged_accuracy import LoggedAccuracyMismatch
 from steadyval.curves.checks.lr_too_high import LrTooHigh
 from steadyval.curves.checks.noise_floor import NoiseFloor
 from steadyval.curves.checks.nonfinite import Nonfinite
@@ -10,6 +11,6 @@ from steadyval.curves.checks.val_better_than_train import ValBetterThanTrain
 from steadyval.curves.checks.volatile import Volatile
 
 ALL_CURVE_CHECKS = (Nonfinite, NoiseFloor, Volatile, Overfitting, Underfitting, LrTooHigh,
-                    OutputLossMismatch, ValBetterThanTrain)
+                    OutputLossMismatch, LoggedAccuracyMismatch, ValBetterThanTrain)
 
 __all__ = [c.__name__ for c in ALL_CURVE_CHECKS] + ["ALL_CURVE_CHECKS"]
