@@ -82,3 +82,15 @@ def test_a_dataset_in_fixed_order_is_recorded_and_a_shuffled_one_refused(tmp_pat
     with pytest.raises(DataError, match="same order every epoch"):
         model.fit(x, y, epochs=3, verbose=0,
                   callbacks=[SteadyvalCallback(tmp_path / "shuffled", _Batches(xv, yv, True))])
+
+
+def test_a_description_that_does_not_fit_is_refused_before_training(tmp_path: Path) -> None:
+    (x, y), (xv, yv) = _data(64, 0), _data(20, 1)
+    model = _model(False)
+    calls = []
+    seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: calls.append(epoch))
+    with pytest.raises(DataError, match="one value per val image"):
+        model.fit(x, y, epochs=2, verbose=0,
+                  callbacks=[SteadyvalCallback(tmp_path / "run", (xv, yv), paths=["a.png"]), seen])
+    assert calls == []
+

@@ -49,6 +49,13 @@ class SteadyvalCallback(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.recorder: RunRecorder | None = None
 
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        """With (x, y) arrays, claim the folder and check the description before the first epoch."""
+        data = self.validation_data
+        if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+            self.recorder = RunRecorder(self.out, np.asarray(data[1]), source=f"keras {keras.__version__}",
+                                        **self.describe)
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Predict the val images and record them with the epoch's logs."""
         outputs, labels = self._predict()
