@@ -49,6 +49,10 @@ the planted cause first in 17 of 17, no high finding on the 3 clean twins, Batch
 timeout after 19 scenarios and the last two real ones were run with --only). Helps as at
 52193fc, plus avg.ema and its combination (lr_too_high, a filled slot) and optim.schedule
 (label_noise); no remedy judged helps on the clean twins.
+At stop 15 (augmentation in fewer passes, so the augmented arms draw other random numbers),
+the scenarios with augmentation or site arms, --quick: site_shift, shortcut, clean,
+clean_sites and chestxray_leak all right (3 of 3 first, 2 clean twins without a high
+finding); chestxray_leak's helps unchanged (split.rebalance, aug.intensity and both); 172 s.
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)
