@@ -85,3 +85,13 @@ def test_every_val_probability_is_recorded_with_the_logged_metrics(tmp_path: Pat
     assert np.isfinite(history.column("loss")).all() and history.column("lr")[0] == pytest.approx(0.01)
     assert "train_loss_step" not in history.metrics
     assert "status: completed" in history.notes[0]
+
+
+def test_epochs_without_validation_are_not_recorded(tmp_path: Path) -> None:
+    (x, y), (xv, yv) = _data(128, 0), _data(60, 1)
+    trainer = pl.Trainer(max_epochs=4, check_val_every_n_epoch=2, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, callbacks=[SteadyvalCallback(tmp_path / "run")])
+    trainer.fit(_Module(True), DataLoader(TensorDataset(x, y), batch_size=32), DataLoader(TensorDataset(xv, yv)))
+    history = read_log(tmp_path / "run")
+    assert history.metrics["epoch"].tolist() == [1, 3] and history.val_probs.shape == (2, 60)
