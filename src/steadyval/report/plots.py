@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 
 import matplotlib
 
@@ -84,10 +85,12 @@ def curve_panel(runs: list[dict], n_val: int | None) -> str:
         n = min(len(s) for s in series)
         stack = np.stack([s[:n] for s in series])
         epochs = runs[0]["epoch"][:n]
-        mean = np.nanmean(stack, axis=0)
+        with warnings.catch_warnings():  # an epoch that is NaN in every run (a diverged one) stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(stack, axis=0)
+            sd = np.nanstd(stack, axis=0)
         ax.plot(epochs, mean, color=color, lw=1.4, label=key + (f" (mean of {len(series)})" if len(series) > 1 else ""))
         if len(series) > 1:
-            sd = np.nanstd(stack, axis=0)
             ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
         if key == "val_accuracy" and n_val:
             p = np.clip(mean, 1 / n_val, 1 - 1 / n_val)
