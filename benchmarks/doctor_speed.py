@@ -50,7 +50,9 @@ training alone 69.6 s; 9 trainings at 72.2 s inside the doctor (baselines 69.5 s
 73.6 s); baseline 30.9 %, probes 2.7 %, trials 65.5 %; split.rebalance no_effect,
 aug.intensity helps (val AUROC +0.007 [0.000, 0.014]); 9.7 training-alone units, as before.
 At that machine speed nine trainings alone are 10.4 min: the target needs a training of
-about 63 s or less.
+about 63 s or less. Again an hour later (one training alone 64.2 s): 10.5 min (629 s), 9
+trainings at 67.3 s inside the doctor (baselines 68.6 s each, trials with the augmented arm
+66.6 s), the same verdicts; 9.8 training-alone units.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """
