@@ -107,6 +107,10 @@ def test_bad_input_is_refused_with_the_rule_and_no_file_is_touched(tmp_path: Pat
     with pytest.raises(DataError, match="one number per epoch"):
         recorder.log_epoch(probs=[0.1, 0.9, 0.8], metrics={"loss": [0.1, 0.2]})
     assert recorder.rows == [] and not (tmp_path / "r" / "metrics.csv").exists()
+    recorder.log_epoch(probs=[0.1, 0.9, 0.8])
+    (tmp_path / "r" / "val_probs.npy").write_bytes(b"cut short")
+    with pytest.raises(DataError, match="must be readable"):
+        read_log(tmp_path / "r")
 
 
 def test_analyze_command_reads_a_recorded_run(tmp_path: Path) -> None:
