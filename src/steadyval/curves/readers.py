@@ -141,10 +141,12 @@ def _our_run(path: Path, val_size: int | None) -> History:
 
 def _recorded_run(path: Path, val_size: int | None) -> History:
     """A folder written by steadyval.integrations (a Keras, Lightning or plain PyTorch loop)."""
+    from steadyval.train.run import read_val_index
+
     try:
         metrics = pd.read_csv(path / "metrics.csv")
         probs = np.load(path / "val_probs.npy")
-        index = pd.read_csv(path / "val_index.csv", dtype={"path": str, "group": str}, keep_default_na=False)
+        index = read_val_index(path)
     except (ValueError, OSError, EOFError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"LOG '{path}'", "a recorded run's files must be readable", f"{type(exc).__name__}: {exc}",
                         "Record the run again; a file was cut short or replaced.") from None

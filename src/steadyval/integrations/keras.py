@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from steadyval.errors import DataError
-from steadyval.integrations.recorder import RunRecorder, binary_labels
+from steadyval.integrations.recorder import RunRecorder
 
 
 class SteadyvalCallback(keras.callbacks.Callback):
@@ -51,9 +51,9 @@ class SteadyvalCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """With (x, y) arrays, claim the folder and check the description before the first epoch."""
-        data = self.validation_data
-        if isinstance(data, (tuple, list)) and len(data) in (2, 3):
-            self.recorder = RunRecorder(self.out, np.asarray(data[1]), source=f"keras {keras.__version__}",
+        arrays = _arrays(self.validation_data)
+        if arrays is not None:
+            self.recorder = RunRecorder(self.out, np.asarray(arrays[1]), source=f"keras {keras.__version__}",
                                         **self.describe)
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
@@ -61,10 +61,6 @@ class SteadyvalCallback(keras.callbacks.Callback):
         outputs, labels = self._predict()
         if self.recorder is None:
             self.recorder = RunRecorder(self.out, labels, source=f"keras {keras.__version__}", **self.describe)
-        elif not np.array_equal(self.recorder.labels, binary_labels(labels)):
-            raise DataError("validation_data", "must give the val images in the same order every epoch",
-                            "labels in another order than at the first epoch",
-                            "Do not shuffle the validation dataset.")
         logits = self.from_logits if self.from_logits is not None else _loss_from_logits(self.model)
         if logits is None:
             finite = outputs[np.isfinite(outputs)]
@@ -72,9 +68,9 @@ class SteadyvalCallback(keras.callbacks.Callback):
         lr = _learning_rate(self.model)
         metrics = {**({"lr": lr} if lr is not None else {}), **dict(logs or {})}
         if logits:
-            self.recorder.log_epoch(logits=outputs, metrics=metrics, epoch=epoch)
+            self.recorder.log_epoch(logits=outputs, metrics=metrics, epoch=epoch, labels=labels)
         else:
-            self.recorder.log_epoch(probs=outputs, metrics=metrics, epoch=epoch)
+            self.recorder.log_epoch(probs=outputs, metrics=metrics, epoch=epoch, labels=labels)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         """Mark the recorded run completed."""
@@ -82,12 +78,12 @@ class SteadyvalCallback(keras.callbacks.Callback):
             self.recorder.close()
 
     def _predict(self) -> tuple[np.ndarray, np.ndarray]:
-        data = self.validation_data
-        if isinstance(data, (tuple, list)) and len(data) in (2, 3):
-            x, y = data[0], data[1]
+        arrays = _arrays(self.validation_data)
+        if arrays is not None:
+            x, y = arrays
             return np.asarray(self.model.predict(x, batch_size=self.batch_size, verbose=0)), np.asarray(y)
         outputs, labels = [], []
-        for batch in _batches(data):
+        for batch in _batches(self.validation_data):
             if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                 raise DataError("validation_data", "must yield (x, y) batches",
                                 type(batch).__name__, "Give (x_val, y_val) arrays or a dataset of (x, y).")
@@ -97,6 +93,11 @@ class SteadyvalCallback(keras.callbacks.Callback):
             raise DataError("validation_data", "must hold at least one batch", "an empty dataset",
                             "Pass the validation data the model is evaluated on.")
         return np.concatenate(outputs), np.concatenate(labels)
+
+
+def _arrays(data: Any) -> tuple[Any, Any] | None:
+    """(x, y) of validation data given as arrays ((x, y) or (x, y, sample_weight)); None for a dataset."""
+    return (data[0], data[1]) if isinstance(data, (tuple, list)) and len(data) in (2, 3) else None
 
 
 def _batches(data: Any) -> Iterable[Any]:

@@ -29,7 +29,7 @@ except ImportError:  # the older package name
     import pytorch_lightning as pl  # type: ignore[no-redef]
 
 from steadyval.errors import ConfigError, DataError
-from steadyval.integrations.recorder import RunRecorder, binary_labels
+from steadyval.integrations.recorder import RunRecorder, to_numpy
 
 
 class SteadyvalCallback(pl.Callback):
@@ -74,8 +74,9 @@ class SteadyvalCallback(pl.Callback):
             self._are_logits = self.from_logits
             with torch.no_grad():
                 predicted = pl_module(x)
-        self._outputs.append(_numpy(predicted).reshape(len(_numpy(y)), -1))
-        self._labels.append(_numpy(y))
+        labels = to_numpy(y)
+        self._outputs.append(to_numpy(predicted).reshape(len(labels), -1))
+        self._labels.append(labels)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Hold the pass until the training epoch ends, when its metrics are all logged."""
@@ -91,14 +92,11 @@ class SteadyvalCallback(pl.Callback):
         self._pending = None
         if self.recorder is None:
             self.recorder = RunRecorder(self.out, labels, source=f"lightning {pl.__version__}", **self.describe)
-        elif not np.array_equal(self.recorder.labels, binary_labels(labels)):
-            raise DataError("val dataloader", "must give the val images in the same order every epoch",
-                            "labels in another order than at the first epoch", "Use shuffle=False for validation.")
         metrics = _epoch_metrics(trainer)
         if are_logits:
-            self.recorder.log_epoch(logits=outputs, metrics=metrics, epoch=trainer.current_epoch)
+            self.recorder.log_epoch(logits=outputs, metrics=metrics, epoch=trainer.current_epoch, labels=labels)
         else:
-            self.recorder.log_epoch(probs=outputs, metrics=metrics, epoch=trainer.current_epoch)
+            self.recorder.log_epoch(probs=outputs, metrics=metrics, epoch=trainer.current_epoch, labels=labels)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Mark the recorded run completed."""
@@ -134,8 +132,3 @@ def _epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
         metrics.setdefault("lr", float(trainer.optimizers[0].param_groups[0]["lr"]))
     return metrics
 
-
-def _numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().float().cpu().numpy()
-    return np.asarray(value)

@@ -30,14 +30,13 @@ import numpy as np
 import pandas as pd
 
 from steadyval._io import atomic_write_json, atomic_write_text, check_out_dir
+from steadyval.curves.measures import per_image_losses
 from steadyval.curves.readers import ALIASES
 from steadyval.errors import ConfigError, DataError
 from steadyval.train.run import save_epoch, val_metrics
 
 # The files a recorded run consists of; a folder holding anything else is not written into.
 RECORDED_FILES = ("metrics.csv", "val_probs.npy", "val_index.csv", "run.json")
-# Probabilities are clipped as Keras clips them before its cross-entropy.
-EPSILON = 1e-7
 
 
 class RunRecorder:
@@ -84,14 +83,16 @@ class RunRecorder:
         return len(self.labels)
 
     def log_epoch(self, probs: Any = None, *, logits: Any = None, metrics: Mapping[str, Any] | None = None,
-                  epoch: int | None = None) -> dict[str, float]:
+                  epoch: int | None = None, labels: Any = None) -> dict[str, float]:
         """Record one validation pass: every val image's probability (or logit) and the epoch's metrics.
 
         ``probs`` / ``logits`` hold one value per val image (shape (n,) or (n, 1)), or two
         (n, 2) for a two-class softmax output, whose second column is the positive class.
         ``metrics`` are what the framework logged (loss, accuracy, lr, its own val_loss …):
         kept as given; val_loss, val_accuracy, val_auc, val_sensitivity and val_specificity
-        are computed from the predictions where it did not give them. Returns the row written.
+        are computed from the predictions where it did not give them. ``labels``, when the
+        loop reads them with the predictions, must be the recorder's, in its order (a val set
+        shuffled between epochs is refused). Returns the row written.
         """
         if self.closed:
             raise ConfigError("log_epoch", "cannot record after close()", "a closed recorder",
@@ -99,6 +100,10 @@ class RunRecorder:
         if (probs is None) == (logits is None):
             raise ConfigError("log_epoch", "takes either probs or logits", "both" if probs is not None else "neither",
                               "Pass probs= (sigmoid or softmax outputs) or logits= (raw outputs).")
+        if labels is not None and not np.array_equal(self.labels, binary_labels(labels)):
+            raise DataError("labels", "must give the val images in the same order every epoch",
+                            "labels in another order than at the first epoch",
+                            "Do not shuffle the validation data.")
         p, losses = self._probabilities(probs if probs is not None else logits, logits is not None)
         row: dict[str, float] = {"epoch": len(self.rows) if epoch is None else int(epoch)}
         # Framework spellings (acc, binary_accuracy, val_acc …) under their Keras CSVLogger names.
@@ -129,7 +134,7 @@ class RunRecorder:
 
     def _probabilities(self, values: Any, are_logits: bool) -> tuple[np.ndarray, np.ndarray]:
         name = "logits" if are_logits else "probs"
-        x = np.asarray(_to_numpy(values), dtype=np.float64)
+        x = to_numpy(values).astype(np.float64)
         if x.ndim == 2 and x.shape[1] == 1:
             x = x[:, 0]
         elif x.ndim == 2 and x.shape[1] == 2:
@@ -150,8 +155,7 @@ class RunRecorder:
                                 f"values from {np.nanmin(x[finite]):.3g} to {np.nanmax(x[finite]):.3g}",
                                 "These look like logits: pass them as logits=.")
             p = x
-            q = np.clip(x, EPSILON, 1 - EPSILON)
-            losses = -(y * np.log(q) + (1 - y) * np.log(1 - q))
+            losses = per_image_losses(x[None, :], y)[0]
         return p, losses
 
     def _write_info(self, status: str) -> None:
@@ -180,7 +184,7 @@ def _claim_folder(out: Path) -> None:
 
 def binary_labels(labels: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Labels as a 0/1 int array (from 0/1, booleans, (n, 1) or one-hot (n, 2)); refuses anything else."""
-    y = np.asarray(_to_numpy(labels))
+    y = to_numpy(labels)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     elif y.ndim == 2 and y.shape[1] == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
@@ -198,7 +202,7 @@ def binary_labels(labels: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 
 def _column(name: str, values: Sequence[Any], n: int) -> list[Any]:
-    values = list(_to_numpy(values)) if not isinstance(values, list) else values
+    values = list(to_numpy(values)) if not isinstance(values, list) else values
     if len(values) != n:
         raise DataError(name, "must have one value per val image", f"{len(values)} values for {n} labels",
                         "Pass values in the same order as the labels.")
@@ -206,7 +210,7 @@ def _column(name: str, values: Sequence[Any], n: int) -> list[Any]:
 
 
 def _scalar(name: object, value: Any) -> float:
-    value = np.asarray(_to_numpy(value))
+    value = to_numpy(value)
     if value.size != 1:
         raise DataError(f"metrics['{name}']", "must be one number per epoch", f"{value.size} values",
                         "Log the epoch's aggregate (a mean), not per-batch values.")
@@ -217,10 +221,10 @@ def _scalar(name: object, value: Any) -> float:
                         "Pass the metric's value, e.g. float(loss).") from None
 
 
-def _to_numpy(value: Any) -> Any:
-    """Tensors of torch, TensorFlow or JAX as numpy (on the CPU, detached)."""
+def to_numpy(value: Any) -> np.ndarray:
+    """Arrays, lists and tensors of torch, TensorFlow or JAX as numpy (on the CPU, detached)."""
     if hasattr(value, "detach"):  # torch
         return value.detach().float().cpu().numpy()
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # TensorFlow eager tensors
         return value.numpy()
-    return value
+    return np.asarray(value)

@@ -88,6 +88,11 @@ def save_static(run_dir: Path, config: TrainConfig, val_index: pd.DataFrame, dev
     })
 
 
+def read_val_index(run_dir: Path) -> pd.DataFrame:
+    """``val_index.csv`` of a run folder (trained or recorded), paths and groups as text."""
+    return pd.read_csv(run_dir / "val_index.csv", dtype={"path": str, "group": str}, keep_default_na=False)
+
+
 def load_run(run_dir: Path | str) -> Run:
     """Read a run directory written by the trainer."""
     run_dir = Path(run_dir)
@@ -95,8 +100,7 @@ def load_run(run_dir: Path | str) -> Run:
     metrics = pd.read_csv(run_dir / "metrics.csv")
     probs_path = run_dir / "val_probs.npy"
     val_probs = np.load(probs_path) if probs_path.exists() else np.zeros((len(metrics), 0))
-    val_index = pd.read_csv(run_dir / "val_index.csv", dtype={"path": str, "group": str},
-                            keep_default_na=False)
+    val_index = read_val_index(run_dir)
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {"status": "interrupted"}
     return Run(run_dir, config, metrics, val_probs, val_index, info)
