@@ -24,7 +24,9 @@ from pathlib import Path
 
 from steadyval.data.cache import cache_root
 
-FLAGS = ["-O3", "-std=c11", "-shared", "-fPIC"]
+# -ffp-contract=off: no fused multiply-adds, so that the kernels round as torch's element-wise ops do;
+# -fno-trapping-math lets floorf vectorise (nothing here reads floating-point exception flags).
+FLAGS = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-trapping-math", "-shared", "-fPIC"]
 OPENMP = "-fopenmp"
 
 

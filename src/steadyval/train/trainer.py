@@ -29,7 +29,7 @@ from steadyval.config import TrainConfig, lineage_fields
 from steadyval.data import Dataset
 from steadyval.data.cache import refuse_inside
 from steadyval.errors import ConfigError, DataError
-from steadyval.train.augment import augment_batch, build_augmentation
+from steadyval.train.augment import build_augmentation, training_batch
 from steadyval.train.models import build_model, count_parameters
 from steadyval.train.run import TIMING_COLUMNS, Run, save_epoch, save_static, val_metrics
 
@@ -215,8 +215,7 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
                 nonfinite = None
                 for s in range(steps):
                     idx = order[s * config.batch_size:(s + 1) * config.batch_size].to(device)
-                    xb = augment_batch(aug, x_train[idx].float().div_(255))
-                    xb = ((xb - mean) / std).contiguous(memory_format=fmt)
+                    xb = training_batch(aug, x_train, idx, mean, std)  # (B, C, S, S) channels-last
                     yb = y_train[idx]
                     # Mixed precision: weights, loss and validation stay fp32.
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):

@@ -1,16 +1,20 @@
-"""Max pooling: steadyval's C kernel (steadyval.train.pool) vs torch's, side by side in one process.
+"""steadyval's C kernels (max pooling, the training batch) vs torch's ops, side by side in one process.
 
-Two measurements, each alternating the two versions round by round so that drift in the
+Three measurements, each alternating the two versions round by round so that drift in the
 machine's speed cancels:
 
-- the pooling layer alone, forward + backward, on the seed's Ex. 2 model's two pooling
-  inputs (batch 32, channels-last) at each size, in float32 and bfloat16;
-- whole training steps of the Ex. 2 model (geometric augmentation, Adam, batch 32, the
-  precision ``auto`` picks), the same weights and batch, once with ``nn.MaxPool2d``.
+- the pooling layer alone (``steadyval.train.pool``), forward + backward, on the seed's Ex. 2
+  model's two pooling inputs (batch 32, channels-last) at each size, in float32 and bfloat16;
+- making the training batch (``steadyval.train.augment.training_batch``: gather, geometric
+  augmentation, normalisation, channels-last) against torch's six passes, 1 and 3 channels;
+- whole training steps of the Ex. 2 model on one-channel images (geometric augmentation,
+  Adam, batch 32, the precision ``auto`` picks): the trainer's path against the same model with
+  ``nn.MaxPool2d`` and the batch made by torch's passes, the same weights and images.
 
-Both versions give the same numbers bit for bit (tests/train/test_pool.py); only time differs.
+Pooling gives torch's numbers bit for bit (tests/train/test_pool.py); the batch without
+resampling too, and with it grid_sample's to float rounding (tests/train/test_augment.py).
 
-    python benchmarks/pool_speed.py [--sizes 64 224] [--rounds 5]
+    python benchmarks/native_speed.py [--sizes 64 224] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from torch import nn
 
 from steadyval.config import TrainConfig
 from steadyval.train import native
-from steadyval.train.augment import augment_batch, build_augmentation
+from steadyval.train.augment import augment_batch, build_augmentation, training_batch
 from steadyval.train.models import build_model
 from steadyval.train.pool import MaxPool2d, fast_path
 from steadyval.train.trainer import resolve_precision, tune_allocator
@@ -53,12 +57,27 @@ def stock_copy(model: nn.Sequential) -> nn.Sequential:
     return stock
 
 
-def step_ms(model: nn.Module, optimizer: torch.optim.Optimizer, aug: nn.Module, x8: torch.Tensor,
-            y: torch.Tensor, bf16: bool, n: int) -> float:
+def torch_batch(aug: nn.Module | None, images: torch.Tensor, idx: torch.Tensor, mean: torch.Tensor,
+                std: torch.Tensor) -> torch.Tensor:
+    """The training batch as the trainer made it with torch's ops."""
+    x = augment_batch(aug, images[idx].float().div_(255))
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def batch_ms(make: object, aug: nn.Module, images: torch.Tensor, n: int) -> float:
+    mean, std = torch.full((1, images.shape[1], 1, 1), 0.5), torch.full((1, images.shape[1], 1, 1), 0.25)
     start = time.perf_counter()
     for _ in range(n):
-        xb = augment_batch(aug, x8.float().div_(255))
-        xb = ((xb - 0.5) / 0.25).contiguous(memory_format=torch.channels_last)
+        make(aug, images, torch.randperm(len(images))[:32], mean, std)  # type: ignore[operator]
+    return (time.perf_counter() - start) / n * 1000
+
+
+def step_ms(model: nn.Module, optimizer: torch.optim.Optimizer, aug: nn.Module, images: torch.Tensor,
+            y: torch.Tensor, bf16: bool, n: int, make: object) -> float:
+    mean, std = torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.25)
+    start = time.perf_counter()
+    for _ in range(n):
+        xb = make(aug, images, torch.arange(32), mean, std)  # type: ignore[operator]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(xb).squeeze(1).float()
         loss = F.binary_cross_entropy_with_logits(logits, y)
@@ -96,19 +115,34 @@ def main() -> None:
                 ratio = statistics.median(t / o for t, o in rows)
                 print(f"  {str(dtype)[6:]:8s} {str(list(shape)):20s} torch " + " ".join(f"{t:6.2f}" for t, _ in rows)
                       + "  ours " + " ".join(f"{o:6.2f}" for _, o in rows) + f"  median {ratio:.2f}x")
-    print(f"whole training steps, Ex. 2 model, geometric augmentation, {precision}, ms per step of 32")
+    print("making a training batch of 32 from 1,024 uint8 images, ms (torch / ours, per round)")
+    for size in args.sizes:
+        for channels in (1, 3):
+            images = torch.randint(0, 256, (1024, channels, size, size), dtype=torch.uint8)
+            for name in ("none", "geometric"):
+                aug = build_augmentation(name)
+                n = max(10, 400 * 64 * 64 // (size * size))
+                for make in (torch_batch, training_batch) * 2:
+                    batch_ms(make, aug, images, 3)
+                rows = [(batch_ms(torch_batch, aug, images, n), batch_ms(training_batch, aug, images, n))
+                        for _ in range(args.rounds)]
+                ratio = statistics.median(t / o for t, o in rows)
+                print(f"  {size:4d} px  {channels} ch  {name:9s}  torch " + " ".join(f"{t:6.2f}" for t, _ in rows)
+                      + "  ours " + " ".join(f"{o:6.2f}" for _, o in rows) + f"  median {ratio:.2f}x")
+    print(f"whole training steps, Ex. 2 model, 1 channel, geometric augmentation, {precision}, ms per step of 32")
     aug = build_augmentation("geometric")
     for size in args.sizes:
-        ours = build_model(TrainConfig(model="cnn_dropout", image_size=size), 3).to(memory_format=torch.channels_last)
+        ours = build_model(TrainConfig(model="cnn_dropout", image_size=size), 1).to(memory_format=torch.channels_last)
         stock = stock_copy(ours)
         optimizers = {id(m): torch.optim.Adam(m.parameters(), 1e-4) for m in (ours, stock)}
-        x8 = torch.randint(0, 256, (32, 3, size, size), dtype=torch.uint8)
+        images = torch.randint(0, 256, (32, 1, size, size), dtype=torch.uint8)
         y = (torch.arange(32) % 2).float()
         n = max(3, 60 * 64 * 64 // (size * size))
-        for model in (ours, stock):
-            step_ms(model, optimizers[id(model)], aug, x8, y, precision == "bf16", 2)
-        rows = [(step_ms(stock, optimizers[id(stock)], aug, x8, y, precision == "bf16", n),
-                 step_ms(ours, optimizers[id(ours)], aug, x8, y, precision == "bf16", n))
+        bf16 = precision == "bf16"
+        for model, make in ((ours, training_batch), (stock, torch_batch)):
+            step_ms(model, optimizers[id(model)], aug, images, y, bf16, 2, make)
+        rows = [(step_ms(stock, optimizers[id(stock)], aug, images, y, bf16, n, torch_batch),
+                 step_ms(ours, optimizers[id(ours)], aug, images, y, bf16, n, training_batch))
                 for _ in range(args.rounds)]
         ratio = statistics.median(t / o for t, o in rows)
         print(f"  {size:4d} px  torch " + " ".join(f"{t:6.1f}" for t, _ in rows) + "  ours "
