@@ -108,3 +108,8 @@ def _build(compiler: str, flags: list[str], source: Path, library: Path) -> str 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def built(names: tuple[str, ...]) -> list[str]:
+    """Those of ``names`` that are built and loaded here (building them if needed)."""
+    return [name for name in names if load(name) is not None]

@@ -1,9 +1,10 @@
 """Dataset + TrainConfig -> Run: a fast, deterministic trainer that records every val image.
 
 Speed comes from the data path, not the model: the uint8 images stay in one tensor on the
-training device, a batch is an index slice, and conversion, augmentation (kornia) and
-normalisation run on the whole batch. Validation probabilities of every image are
-recorded each epoch in large inference batches.
+training device, a batch is an index slice, and conversion, augmentation (kornia's transforms)
+and normalisation run on the whole batch, on the CPU in one C pass (``augment.training_batch``);
+the small CNNs' pooling, dropout and flatten also run C kernels there (``native``). Validation
+probabilities of every image are recorded each epoch in large inference batches.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from steadyval.config import TrainConfig, lineage_fields
 from steadyval.data import Dataset
 from steadyval.data.cache import refuse_inside
 from steadyval.errors import ConfigError, DataError
+from steadyval.train import native
 from steadyval.train.augment import build_augmentation, training_batch
 from steadyval.train.models import build_model, count_parameters
 from steadyval.train.run import TIMING_COLUMNS, Run, save_epoch, save_static, val_metrics
 
+# The C kernels the trainer's modules use on the CPU (steadyval.train.native).
+KERNELS = ("batch", "dropout", "flatten", "pool")
 # A completed run's training state, written with keep_state=True so that it can be resumed.
 STATE_FILE = "state.pt"
 # Inference batches hold about this many bytes of first-layer activations (512 images at
@@ -193,7 +197,9 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
     info: dict[str, object] = {"status": "running", "n_train": len(train_idx), "n_val": len(val_idx),
                                "parameters": count_parameters(model), "positive": dataset.positive,
                                "classes": list(dataset.classes), "steps_per_epoch": steps,
-                               "precision": precision}
+                               "precision": precision,
+                               # which C kernels ran (the resampled batch differs from torch's in rounding)
+                               "native_kernels": native.built(KERNELS) if device.type == "cpu" else []}
     stopper = EarlyStopping(config)
     best_state = copy.deepcopy(model.state_dict())
     first = 0
