@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from steadyval.train import conv
+from steadyval.train import conv, native
 from steadyval.train.conv import Conv2d, weight_gradient
 
 
@@ -53,3 +53,66 @@ def test_state_dict_and_repr_are_nn_conv2d_s() -> None:
     ours, reference = Conv2d(8, 4, 3), nn.Conv2d(8, 4, 3)
     assert list(ours.state_dict()) == list(reference.state_dict())
     assert repr(ours) == repr(reference)
+
+
+needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler on this machine (cc, gcc, clang)")
+
+
+def _first_layer_grads(layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor, bf16: bool) -> tuple[torch.Tensor, ...]:
+    layer.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        y = layer(x)
+    y.backward(g.to(y.dtype))
+    return y, layer.weight.grad, layer.bias.grad
+
+
+@needs_compiler
+@pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize(("cin", "out", "size"), [(1, 32, 40), (3, 16, 23), (1, 64, 17), (3, 32, 31)])
+def test_a_first_layer_has_conv_c_s_gradients_summed_in_float32(bf16: bool, cin: int, out: int, size: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    original = conv._FirstLayerConv.apply
+    monkeypatch.setattr(conv._FirstLayerConv, "apply", lambda *a: calls.append(1) or original(*a))
+    torch.manual_seed(2)
+    ours = Conv2d(cin, out, 3).to(memory_format=torch.channels_last)
+    reference = nn.Conv2d(cin, out, 3).to(memory_format=torch.channels_last)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(6, cin, size, size).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(6, out, size - 2, size - 2).contiguous(memory_format=torch.channels_last)
+    y, grad_w, grad_b = _first_layer_grads(ours, x, g, bf16)
+    y_ref, grad_w_ref, grad_b_ref = _first_layer_grads(reference, x, g, bf16)
+    assert calls and torch.equal(y, y_ref)  # the forward pass is the same oneDNN call
+    # against the exact sums (float64) of the same rounded inputs; torch's bf16 gradient is rounded to bf16
+    xd, gd = x.to(y.dtype).double(), g.to(y.dtype).double()
+    exact_w, exact_b = torch.nn.grad.conv2d_weight(xd, ours.weight.shape, gd), gd.sum((0, 2, 3))
+    for ours_grad, torch_grad, exact in ((grad_w, grad_w_ref, exact_w), (grad_b, grad_b_ref, exact_b)):
+        error = (ours_grad.double() - exact).abs().max() / exact.abs().max()
+        assert error < 2e-6 and error <= (torch_grad.double() - exact).abs().max() / exact.abs().max()
+        assert ours_grad.dtype == torch.float32 and ours_grad.shape == exact.shape
+
+
+@needs_compiler
+def test_the_first_layer_gradient_does_not_depend_on_the_thread_count() -> None:
+    layer = Conv2d(1, 32, 3).to(memory_format=torch.channels_last)
+    x = torch.randn(16, 1, 64, 64).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(16, 32, 62, 62).contiguous(memory_format=torch.channels_last)
+    before = torch.get_num_threads()
+    grads = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            grads.append(_first_layer_grads(layer, x, g, True)[1:])
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+
+
+def test_other_first_layers_are_nn_conv2d_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(conv._FirstLayerConv, "apply", lambda *a: calls.append(1))
+    for cin, out, k, needs_grad in [(2, 32, 3, False), (1, 48, 3, False), (1, 32, 5, False), (1, 32, 3, True)]:
+        layer = Conv2d(cin, out, k)
+        x = torch.randn(2, cin, 12, 12, requires_grad=needs_grad)
+        layer(x).sum().backward()
+    assert calls == []

@@ -1,4 +1,5 @@
-"""A 3x3 convolution whose weight gradient on the CPU is one blocked im2col GEMM.
+"""A 3x3 convolution whose weight gradient on the CPU is one blocked im2col GEMM, or for a first
+layer (grey or RGB in) ``conv.c``'s.
 
 oneDNN's fp32 weight-gradient kernel is the slowest part of the small CNNs' training step
 on an AVX2-only CPU: for the seed's Ex. 2 model at 224 px its second convolution's weight
@@ -10,18 +11,32 @@ A/B in one process: 1.22x at 224 px with geometric augmentation, 1.14x at 128 px
 64 px (29x29 outputs) unchanged. For the one-channel first layer the GEMM measured 0.94x
 at 128 px and 1.05x at 224 px in whole steps, hence ``MIN_IN_CHANNELS``. Forward pass and
 input gradient stay with oneDNN.
+
+A first layer needs no input gradient, and its weight gradient is a sum over every output
+position of 9 (or 27) input values times the output gradient: little arithmetic that oneDNN
+does slowly (the seed's Ex. 2 model at 224 px in bf16: 13-24 ms of a 175 ms step). ``conv.c``
+keeps each image's sums in vector registers and adds the images in batch order, in fp32:
+torch's bf16 gradient under autocast is rounded to bf16 (relative error ~2e-3), this one is
+not (~3e-6, ``tests/train/test_conv.py``).
 """
 
 from __future__ import annotations
+
+import ctypes
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steadyval.train import native
+
 # Below this many output pixels per image oneDNN's weight gradient was as fast (29x29).
 MIN_OUTPUT_PIXELS = 40 * 40
-# The first layer's one (or three) input channels gain nothing; see above.
+# The first layer's one (or three) input channels gain nothing from the GEMM; see above.
 MIN_IN_CHANNELS = 8
+# The first layers whose weight gradient is conv.c's: 3x3, grey or RGB in, 16, 32 or 64 out.
+FIRST_LAYER_IN, FIRST_LAYER_OUT = (1, 3), (16, 32, 64)
 # Rows (output pixels) per im2col block: 16k rows x 9 x 32 channels is 18 MB, the fastest
 # block measured at 45-109 px outputs (4k: up to 10 % slower at 61 px).
 BLOCK_ROWS = 16384
@@ -74,21 +89,82 @@ class _GemmWgradConv(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` (unpadded, stride 1) that trains with the GEMM weight gradient where it is faster.
+@functools.cache
+def _first_layer_functions() -> dict[torch.dtype, ctypes._CFuncPtr] | None:
+    library = native.load("conv")
+    if library is None:
+        return None
+    functions = {}
+    for dtype, name in ((torch.float32, "wgrad_f32"), (torch.bfloat16, "wgrad_bf16")):
+        fn = getattr(library, name)
+        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5
+        fn.restype = ctypes.c_int
+        functions[dtype] = fn
+    return functions
 
-    The fast path applies on the CPU in fp32, outside autocast, with gradients on, at
-    least ``MIN_IN_CHANNELS`` input channels and ``MIN_OUTPUT_PIXELS`` output pixels;
-    everything else is ``nn.Conv2d`` exactly. Parameters, state-dict names and forward outputs are ``nn.Conv2d``'s.
+
+class _FirstLayerConv(torch.autograd.Function):
+    """A convolution whose input needs no gradient, with ``conv.c``'s weight and bias gradients.
+
+    Runs in ``dtype`` (bf16 where autocast asks for it: the same casts autocast makes, forward
+    by oneDNN); the gradients are summed in float32 and returned as float32.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+        ctx.save_for_backward(x)
+        ctx.shape, ctx.has_bias = weight.shape, bias is not None
+        with torch.autocast("cpu", enabled=False):
+            return F.conv2d(x, weight.to(dtype), None if bias is None else bias.to(dtype))
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (x,) = ctx.saved_tensors
+        o, cin, k, _ = ctx.shape  # k == 3
+        grad = grad.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        grad_w = torch.empty((o, k, k, cin)).permute(0, 3, 1, 2)  # the weight's channels-last layout
+        grad_b = torch.empty(o) if ctx.has_bias else None
+        fn = _first_layer_functions()[x.dtype]  # type: ignore[index]  # checked by the caller
+        status = fn(x.data_ptr(), grad.data_ptr(), grad_w.data_ptr(), None if grad_b is None else grad_b.data_ptr(),
+                    x.shape[0], cin, x.shape[2], x.shape[3], o)
+        if status == -1:
+            raise MemoryError(f"no memory for the per-image weight gradients of a {tuple(ctx.shape)} convolution")
+        if status:
+            raise RuntimeError(f"conv.c has no weight gradient for a {tuple(ctx.shape)} convolution")
+        return None, grad_w, grad_b, None
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (unpadded, stride 1) that trains with faster weight gradients on the CPU.
+
+    Two fast paths, everything else is ``nn.Conv2d`` exactly:
+
+    - at least ``MIN_IN_CHANNELS`` input channels and ``MIN_OUTPUT_PIXELS`` output pixels, in
+      fp32 outside autocast: the blocked im2col GEMM above;
+    - a first layer (``FIRST_LAYER_IN`` / ``FIRST_LAYER_OUT`` channels, 3x3, an input that needs
+      no gradient), in fp32 or under bf16 autocast: ``conv.c``'s weight gradient, where oneDNN's
+      is slowest, summed in fp32 (under autocast torch's is rounded to bf16).
+
+    Parameters, state-dict names and forward outputs are ``nn.Conv2d``'s.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.kernel_size[0]
-        fast = (x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
-                and self.weight.requires_grad and not torch.is_autocast_enabled("cpu")
-                and self.stride == (1, 1) and self.padding == (0, 0) and self.dilation == (1, 1)
-                and self.groups == 1 and self.kernel_size == (k, k) and self.in_channels >= MIN_IN_CHANNELS
-                and (x.shape[-2] - k + 1) * (x.shape[-1] - k + 1) >= MIN_OUTPUT_PIXELS)
-        if not fast:
+        plain = (x.device.type == "cpu" and torch.is_grad_enabled() and self.weight.requires_grad
+                 and self.stride == (1, 1) and self.padding == (0, 0) and self.dilation == (1, 1)
+                 and self.groups == 1 and self.kernel_size == (k, k) and x.dim() == 4)
+        if not plain:
             return super().forward(x)
-        return _GemmWgradConv.apply(x, self.weight, self.bias)
+        autocast = torch.is_autocast_enabled("cpu")
+        dtype = torch.get_autocast_dtype("cpu") if autocast else x.dtype
+        if (self.in_channels in FIRST_LAYER_IN and self.out_channels in FIRST_LAYER_OUT and k == 3
+                and not x.requires_grad and dtype in (torch.float32, torch.bfloat16)
+                and _first_layer_functions() is not None):
+            return _FirstLayerConv.apply(x, self.weight, self.bias, dtype)
+        if (x.dtype == torch.float32 and not autocast and self.in_channels >= MIN_IN_CHANNELS
+                and (x.shape[-2] - k + 1) * (x.shape[-1] - k + 1) >= MIN_OUTPUT_PIXELS):
+            return _GemmWgradConv.apply(x, self.weight, self.bias)
+        return super().forward(x)

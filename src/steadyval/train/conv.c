@@ -1,0 +1,104 @@
+/* The weight and bias gradients of a first convolution layer (1 or 3 input channels, 3x3
+ * kernel, stride 1, no padding, 16, 32 or 64 output channels) from channels-last float32 or
+ * bfloat16 tensors, accumulated in float32.
+ *
+ * Compiled on first use by steadyval/train/native.py; steadyval/train/conv.py says why it
+ * exists. Each shape is its own function, so that the sums of an image stay in vector
+ * registers (GCC/Clang vector extensions; the compiler maps them to the machine's SIMD). Each
+ * image's sums are formed on one thread in a fixed order and the images' sums are then added
+ * in batch order, so the result does not depend on the number of threads.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define MIN_PARALLEL (1 << 16)
+
+typedef float v16 __attribute__((vector_size(64)));
+
+typedef union {
+    float f;
+    uint32_t u;
+} bits32;
+
+static inline float bf16_load(uint16_t v) {
+    bits32 b;
+    b.u = (uint32_t)v << 16;
+    return b.f;
+}
+
+static inline float f32_load(float v) { return v; }
+
+/* One image: sums[t * O + c] += x[tap t] * g[c] over the output positions (t = (ky * 3 + kx) *
+ * CIN + ci), then sums[9 * CIN * O + c] += g[c]. */
+#define IMAGE_FUNCTION(NAME, T, LOAD, CIN, O)                                                           \
+    static void NAME(const T *restrict x, const T *restrict g, float *restrict sums, int64_t h,         \
+                     int64_t w) {                                                                       \
+        const int64_t ho = h - 2, wo = w - 2;                                                           \
+        v16 acc[9 * CIN][O / 16], bias[O / 16];                                                         \
+        for (int t = 0; t < 9 * CIN; ++t)                                                               \
+            for (int v = 0; v < O / 16; ++v) acc[t][v] = (v16){0};                                      \
+        for (int v = 0; v < O / 16; ++v) bias[v] = (v16){0};                                            \
+        for (int64_t y = 0; y < ho; ++y)                                                                \
+            for (int64_t xx = 0; xx < wo; ++xx) {                                                       \
+                const T *gp = g + (y * wo + xx) * O;                                                    \
+                v16 gv[O / 16];                                                                         \
+                for (int v = 0; v < O / 16; ++v) {                                                      \
+                    for (int i = 0; i < 16; ++i) gv[v][i] = LOAD(gp[16 * v + i]);                       \
+                    bias[v] += gv[v];                                                                   \
+                }                                                                                       \
+                for (int ky = 0; ky < 3; ++ky)                                                          \
+                    for (int kx = 0; kx < 3; ++kx)                                                      \
+                        for (int ci = 0; ci < CIN; ++ci) {                                              \
+                            const float xv = LOAD(x[((y + ky) * w + xx + kx) * CIN + ci]);              \
+                            for (int v = 0; v < O / 16; ++v) acc[(ky * 3 + kx) * CIN + ci][v] += xv * gv[v]; \
+                        }                                                                               \
+            }                                                                                           \
+        for (int t = 0; t < 9 * CIN; ++t)                                                               \
+            for (int v = 0; v < O / 16; ++v)                                                            \
+                for (int i = 0; i < 16; ++i) sums[t * O + 16 * v + i] = acc[t][v][i];                  \
+        for (int v = 0; v < O / 16; ++v)                                                                \
+            for (int i = 0; i < 16; ++i) sums[9 * CIN * O + 16 * v + i] = bias[v][i];                   \
+    }
+
+#define IMAGE_FUNCTIONS(T, LOAD, SUFFIX)                                                                \
+    IMAGE_FUNCTION(image_1_16_##SUFFIX, T, LOAD, 1, 16)                                                 \
+    IMAGE_FUNCTION(image_1_32_##SUFFIX, T, LOAD, 1, 32)                                                 \
+    IMAGE_FUNCTION(image_1_64_##SUFFIX, T, LOAD, 1, 64)                                                 \
+    IMAGE_FUNCTION(image_3_16_##SUFFIX, T, LOAD, 3, 16)                                                 \
+    IMAGE_FUNCTION(image_3_32_##SUFFIX, T, LOAD, 3, 32)                                                 \
+    IMAGE_FUNCTION(image_3_64_##SUFFIX, T, LOAD, 3, 64)
+
+IMAGE_FUNCTIONS(float, f32_load, f32)
+IMAGE_FUNCTIONS(uint16_t, bf16_load, bf16)
+
+/* x: (n, h, w, cin); g: (n, h - 2, w - 2, o); dw: (o, 3, 3, cin) and db: (o,) float32, overwritten
+ * (db may be NULL). Returns 0; -1 when out of memory; -2 for a shape without a function here. */
+#define WGRAD_FUNCTION(T, SUFFIX)                                                                       \
+    int wgrad_##SUFFIX(const T *restrict x, const T *restrict g, float *restrict dw, float *restrict db, \
+                       int64_t n, int64_t cin, int64_t h, int64_t w, int64_t o) {                       \
+        void (*image)(const T *restrict, const T *restrict, float *restrict, int64_t, int64_t) =        \
+            cin == 1 ? (o == 16 ? image_1_16_##SUFFIX : o == 32 ? image_1_32_##SUFFIX                   \
+                                  : o == 64 ? image_1_64_##SUFFIX : NULL)                               \
+            : cin == 3 ? (o == 16 ? image_3_16_##SUFFIX : o == 32 ? image_3_32_##SUFFIX                 \
+                                  : o == 64 ? image_3_64_##SUFFIX : NULL)                               \
+                       : NULL;                                                                          \
+        if (image == NULL || h < 3 || w < 3) return -2;                                                 \
+        const int64_t taps = 9 * cin, per = (taps + 1) * o, ho = h - 2, wo = w - 2;                     \
+        float *sums = malloc((size_t)(n * per) * sizeof(float));                                        \
+        if (sums == NULL) return -1;                                                                    \
+        _Pragma("omp parallel for schedule(dynamic, 1) if (n * ho * wo * o >= MIN_PARALLEL)")           \
+        for (int64_t b = 0; b < n; ++b) image(x + b * h * w * cin, g + b * ho * wo * o, sums + b * per, h, w); \
+        for (int64_t i = 0; i < per; ++i) { /* the images' sums in batch order */                      \
+            float total = 0.0f;                                                                         \
+            for (int64_t b = 0; b < n; ++b) total += sums[b * per + i];                                 \
+            const int64_t t = i / o, c = i % o;                                                         \
+            if (t < taps) dw[c * taps + t] = total;                                                     \
+            else if (db != NULL) db[c] = total;                                                         \
+        }                                                                                               \
+        free(sums);                                                                                     \
+        return 0;                                                                                       \
+    }
+
+WGRAD_FUNCTION(float, f32)
+WGRAD_FUNCTION(uint16_t, bf16)
