@@ -9,8 +9,8 @@ machine's speed cancels:
   augmentation, normalisation, channels-last) against torch's six passes, 1 and 3 channels;
 - whole training steps of the Ex. 2 model on one-channel images (geometric augmentation,
   Adam, batch 32, the precision ``auto`` picks): the trainer's path against the same model with
-  torch's layers (``nn.MaxPool2d``, ``nn.Flatten``, ``nn.Dropout``) and the batch made by
-  torch's passes, the same weights and images.
+  torch's layers (``nn.MaxPool2d``, ``nn.Conv2d`` first, ``nn.Dropout``) and the batch made
+  by torch's passes, the same weights and images.
 
 Pooling gives torch's numbers bit for bit (tests/train/test_pool.py); the batch without
 resampling too, and with it grid_sample's to float rounding (tests/train/test_augment.py).
@@ -32,7 +32,6 @@ from steadyval.config import TrainConfig
 from steadyval.train import native
 from steadyval.train.augment import augment_batch, build_augmentation, training_batch
 from steadyval.train.dropout import MaskDropout
-from steadyval.train.flatten import Flatten
 from steadyval.train.models import build_model
 from steadyval.train.pool import MaxPool2d, fast_path
 from steadyval.train.trainer import resolve_precision, tune_allocator
@@ -51,15 +50,17 @@ def layer_ms(layer: nn.Module, x: torch.Tensor, n: int) -> float:
 
 def stock_copy(model: nn.Sequential) -> nn.Sequential:
     """``model`` with torch's own layers for those that have C kernels (same weights): nn.MaxPool2d,
-    nn.Flatten, and nn.Dropout (torch's Bernoulli masks) for MaskDropout."""
+    nn.Conv2d for the first layer, and nn.Dropout (torch's Bernoulli masks) for MaskDropout."""
     import copy
 
     stock = copy.deepcopy(model)
     for i, layer in enumerate(stock):
         if isinstance(layer, MaxPool2d):
             stock[i] = nn.MaxPool2d(2)
-        elif isinstance(layer, Flatten):
-            stock[i] = nn.Flatten()
+        elif i == 0:
+            first = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size)
+            first.load_state_dict(layer.state_dict())
+            stock[i] = first.to(memory_format=torch.channels_last)
         elif isinstance(layer, MaskDropout):
             stock[i] = nn.Dropout(layer.p)
     return stock

@@ -8,7 +8,6 @@ from torch import nn
 from steadyval.config import TrainConfig
 from steadyval.train.conv import Conv2d
 from steadyval.train.dropout import MaskDropout
-from steadyval.train.flatten import Flatten
 from steadyval.train.pool import MaxPool2d
 
 
@@ -53,7 +52,7 @@ def _small_cnn(config: TrainConfig, in_channels: int) -> nn.Sequential:
         # six alternating pairs); parameter names are unchanged (neither has weights).
         layers += [MaxPool2d(2), nn.ReLU(inplace=True)]
         channels, size = out, (size - 2) // 2
-    layers.append(Flatten())
+    layers.append(nn.Flatten())
     if dropout > 0:
         layers.append(MaskDropout(dropout))
     layers.append(nn.Linear(channels * size * size, 1))

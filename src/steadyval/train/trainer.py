@@ -3,7 +3,8 @@
 Speed comes from the data path, not the model: the uint8 images stay in one tensor on the
 training device, a batch is an index slice, and conversion, augmentation (kornia's transforms)
 and normalisation run on the whole batch, on the CPU in one C pass (``augment.training_batch``);
-the small CNNs' pooling, dropout and flatten also run C kernels there (``native``). Validation
+the small CNNs' pooling, dropout and first-layer weight gradient also run C kernels there
+(``native``). Validation
 probabilities of every image are recorded each epoch in large inference batches.
 """
 
@@ -36,7 +37,7 @@ from steadyval.train.models import build_model, count_parameters
 from steadyval.train.run import TIMING_COLUMNS, Run, save_epoch, save_static, val_metrics
 
 # The C kernels the trainer's modules use on the CPU (steadyval.train.native).
-KERNELS = ("batch", "dropout", "flatten", "pool")
+KERNELS = ("batch", "conv", "dropout", "pool")
 # A completed run's training state, written with keep_state=True so that it can be resumed.
 STATE_FILE = "state.pt"
 # Inference batches hold about this many bytes of first-layer activations (512 images at
