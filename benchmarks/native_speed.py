@@ -8,7 +8,7 @@ machine's speed cancels:
 - making the training batch (``steadyval.train.augment.training_batch``: gather, geometric
   augmentation, normalisation, channels-last) against torch's six passes, 1 and 3 channels;
 - whole training steps of the Ex. 2 model on one-channel images (geometric augmentation,
-  Adam, batch 32, the precision ``auto`` picks): the trainer's path against the same model with
+  Adam, batch 32, the precision ``auto`` picks or ``--precision``): the trainer's path against the same model with
   torch's layers (``nn.MaxPool2d``, ``nn.Conv2d`` first, ``nn.Dropout``) and the batch made
   by torch's passes, the same weights and images.
 
@@ -97,21 +97,9 @@ def step_ms(model: nn.Module, optimizer: torch.optim.Optimizer, aug: nn.Module, 
     return (time.perf_counter() - start) / n * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    tune_allocator()  # as in training
-    torch.manual_seed(0)
-    precision = resolve_precision("auto", torch.device("cpu"))
-    probe = torch.zeros(1, 1, 2, 2).contiguous(memory_format=torch.channels_last)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, precision auto = {precision}, "
-          f"C kernel {'built' if fast_path(probe) else 'NOT available (STEADYVAL_NATIVE=0 or no compiler)'}")
-    if not native.enabled() or not fast_path(probe):
-        return
+def layer_and_batch_rows(sizes: list[int], rounds: int) -> None:
     print("pooling layer alone, forward + backward, ms per batch of 32 (torch / ours, per round)")
-    for size in args.sizes:
+    for size in sizes:
         first = size - 2
         shapes = [(32, 32, first, first), (32, 64, first // 2 - 2, first // 2 - 2)]
         for dtype in (torch.float32, torch.bfloat16):
@@ -120,12 +108,12 @@ def main() -> None:
                 n = max(5, 2_000_000_000 // (x.numel() * 64))
                 for layer in (nn.MaxPool2d(2), MaxPool2d(2)) * 2:  # until the heap has grown: no page faults
                     layer_ms(layer, x, 2)
-                rows = [(layer_ms(nn.MaxPool2d(2), x, n), layer_ms(MaxPool2d(2), x, n)) for _ in range(args.rounds)]
+                rows = [(layer_ms(nn.MaxPool2d(2), x, n), layer_ms(MaxPool2d(2), x, n)) for _ in range(rounds)]
                 ratio = statistics.median(t / o for t, o in rows)
                 print(f"  {str(dtype)[6:]:8s} {str(list(shape)):20s} torch " + " ".join(f"{t:6.2f}" for t, _ in rows)
                       + "  ours " + " ".join(f"{o:6.2f}" for _, o in rows) + f"  median {ratio:.2f}x")
     print("making a training batch of 32 from 1,024 uint8 images, ms (torch / ours, per round)")
-    for size in args.sizes:
+    for size in sizes:
         for channels in (1, 3):
             images = torch.randint(0, 256, (1024, channels, size, size), dtype=torch.uint8)
             for name in ("none", "geometric"):
@@ -134,13 +122,16 @@ def main() -> None:
                 for make in (torch_batch, training_batch) * 2:
                     batch_ms(make, aug, images, 3)
                 rows = [(batch_ms(torch_batch, aug, images, n), batch_ms(training_batch, aug, images, n))
-                        for _ in range(args.rounds)]
+                        for _ in range(rounds)]
                 ratio = statistics.median(t / o for t, o in rows)
                 print(f"  {size:4d} px  {channels} ch  {name:9s}  torch " + " ".join(f"{t:6.2f}" for t, _ in rows)
                       + "  ours " + " ".join(f"{o:6.2f}" for _, o in rows) + f"  median {ratio:.2f}x")
+
+
+def step_rows(sizes: list[int], rounds: int, precision: str) -> None:
     print(f"whole training steps, Ex. 2 model, 1 channel, geometric augmentation, {precision}, ms per step of 32")
     aug = build_augmentation("geometric")
-    for size in args.sizes:
+    for size in sizes:
         ours = build_model(TrainConfig(model="cnn_dropout", image_size=size), 1).to(memory_format=torch.channels_last)
         stock = stock_copy(ours)
         optimizers = {id(m): torch.optim.Adam(m.parameters(), 1e-4) for m in (ours, stock)}
@@ -152,10 +143,32 @@ def main() -> None:
             step_ms(model, optimizers[id(model)], aug, images, y, bf16, 2, make)
         rows = [(step_ms(stock, optimizers[id(stock)], aug, images, y, bf16, n, torch_batch),
                  step_ms(ours, optimizers[id(ours)], aug, images, y, bf16, n, training_batch))
-                for _ in range(args.rounds)]
+                for _ in range(rounds)]
         ratio = statistics.median(t / o for t, o in rows)
         print(f"  {size:4d} px  torch " + " ".join(f"{t:6.1f}" for t, _ in rows) + "  ours "
               + " ".join(f"{o:6.1f}" for _, o in rows) + f"  median {ratio:.3f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="of the whole steps (fp32: what an AVX2-only CPU runs)")
+    parser.add_argument("--only", choices=["layers", "steps"], help="run one part")
+    args = parser.parse_args()
+    tune_allocator()  # as in training
+    torch.manual_seed(0)
+    precision = resolve_precision(args.precision, torch.device("cpu"))
+    probe = torch.zeros(1, 1, 2, 2).contiguous(memory_format=torch.channels_last)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, precision {args.precision} = {precision}, "
+          f"C kernel {'built' if fast_path(probe) else 'NOT available (STEADYVAL_NATIVE=0 or no compiler)'}")
+    if not native.enabled() or not fast_path(probe):
+        return
+    if args.only in (None, "layers"):
+        layer_and_batch_rows(args.sizes, args.rounds)
+    if args.only in (None, "steps"):
+        step_rows(args.sizes, args.rounds, precision)
 
 
 if __name__ == "__main__":
