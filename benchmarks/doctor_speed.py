@@ -53,6 +53,18 @@ At that machine speed nine trainings alone are 10.4 min: the target needs a trai
 about 63 s or less. Again an hour later (one training alone 64.2 s): 10.5 min (629 s), 9
 trainings at 67.3 s inside the doctor (baselines 68.6 s each, trials with the augmented arm
 66.6 s), the same verdicts; 9.8 training-alone units.
+Stop 16 (2026-12-07) ran on a 2-core AMD EPYC with AVX-512 and AVX512-BF16 (Zen 4), where
+precision auto trains in bf16: before this stop's C kernels (at eead51a) 5.7 min (342 s), 18
+trainings (5 remedy arms: the bf16 baseline read "unstable beyond noise", so free slots were
+filled) at 18.3 s each inside the doctor, one alone 21.7 s; baseline 18.5 %, probes 2.7 %,
+trials 77.9 %; no remedy judged helps. With the kernels (pooling, dropout, first-layer weight
+gradient, training batch; at bdd6210): 5.0 min (301 s), the same 18 trainings at 16.1 s, one
+alone 17.8 s; baseline 18.6 %, probes 2.8 %, trials 77.6 %; split.rebalance helps (val AUROC
++0.012 [0.000, 0.023]), loss.class_weights hurts, the other three no_effect (dropout masks now
+come from a hash, so the arms draw other random numbers than before). On the AVX2-only
+machine of stops 8-15 the kernels were not measured; in fp32 on this one they make a 64 px
+step 1.30x faster (benchmarks/native_speed.py --precision fp32), which at that machine's 63-75 s
+per training would put its 9-training doctor at about 8-9.5 min.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
 """

@@ -175,13 +175,8 @@ def augment_batch(aug: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def _batch_kernel() -> ctypes._CFuncPtr | None:
-    library = native.load("batch")
-    if library is None:
-        return None
-    fn = library.batch_f32
-    fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 4
-    fn.restype = ctypes.c_int
-    return fn
+    functions = native.bind("batch", ("batch_f32",), [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 4, ctypes.c_int)
+    return None if functions is None else functions["batch_f32"]
 
 
 def training_batch(aug: BatchAugment | None, images: torch.Tensor, idx: torch.Tensor, mean: torch.Tensor,

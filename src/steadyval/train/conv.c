@@ -12,22 +12,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "bf16.h"
+
 #define MIN_PARALLEL (1 << 16)
 
 typedef float v16 __attribute__((vector_size(64)));
-
-typedef union {
-    float f;
-    uint32_t u;
-} bits32;
-
-static inline float bf16_load(uint16_t v) {
-    bits32 b;
-    b.u = (uint32_t)v << 16;
-    return b.f;
-}
-
-static inline float f32_load(float v) { return v; }
 
 /* One image: sums[t * O + c] += x[tap t] * g[c] over the output positions (t = (ky * 3 + kx) *
  * CIN + ci), then sums[9 * CIN * O + c] += g[c]. */

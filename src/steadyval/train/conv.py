@@ -91,16 +91,9 @@ class _GemmWgradConv(torch.autograd.Function):
 
 @functools.cache
 def _first_layer_functions() -> dict[torch.dtype, ctypes._CFuncPtr] | None:
-    library = native.load("conv")
-    if library is None:
-        return None
-    functions = {}
-    for dtype, name in ((torch.float32, "wgrad_f32"), (torch.bfloat16, "wgrad_bf16")):
-        fn = getattr(library, name)
-        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5
-        fn.restype = ctypes.c_int
-        functions[dtype] = fn
-    return functions
+    symbols = {torch.float32: "wgrad_f32", torch.bfloat16: "wgrad_bf16"}
+    functions = native.bind("conv", tuple(symbols.values()), [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5, ctypes.c_int)
+    return None if functions is None else {dtype: functions[symbol] for dtype, symbol in symbols.items()}
 
 
 class _FirstLayerConv(torch.autograd.Function):

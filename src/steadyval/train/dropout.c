@@ -3,11 +3,13 @@
  * Compiled on first use by steadyval/train/native.py; steadyval/train/dropout.py says why it
  * exists and computes the same mask with torch's integer ops where this library is not built.
  * Element i is kept when the low 16 bits of hash(i) = mix(mix(i ^ key0) ^ key1) (Wellons'
- * lowbias32 mix, on 32 bits) are at least `dropped`. A kept value is x * scale, a dropped one (x * 0) * scale,
- * rounded to the tensor's type: torch's `x * keep * scale` bit for bit, and the gradient is
- * torch's `(g * scale) * keep`. The mask is recomputed in the backward pass, not stored.
+ * lowbias32 mix, on 32 bits) are at least `dropped`. A kept value is x * scale, a dropped one
+ * (x * 0) * scale, rounded to the tensor's type: torch's `x * keep * scale` bit for bit, and the
+ * gradient is torch's `(g * scale) * keep`. The mask is recomputed in the backward pass.
  */
 #include <stdint.h>
+
+#include "bf16.h"
 
 #define MIN_PARALLEL (1 << 16)
 
@@ -19,29 +21,6 @@ static inline uint32_t mix(uint32_t x) {
     x ^= x >> 16;
     return x;
 }
-
-/* Bits through a union, not memcpy: with memcpy the compiler does not vectorise the bfloat16 loop. */
-typedef union {
-    float f;
-    uint32_t u;
-} bits32;
-
-static inline float bf16_load(uint16_t v) {
-    bits32 b;
-    b.u = (uint32_t)v << 16;
-    return b.f;
-}
-
-/* float -> bfloat16, rounding to nearest even as torch does (and its NaN). */
-static inline uint16_t bf16_round(float f) {
-    bits32 b;
-    b.f = f;
-    const uint16_t r = (uint16_t)((b.u + 0x7FFFU + ((b.u >> 16) & 1U)) >> 16);
-    return f != f ? (uint16_t)0x7FC0 : r;
-}
-
-static inline float f32_load(float v) { return v; }
-static inline float f32_round(float f) { return f; }
 
 /* Blocks of BLOCK elements, so that the inner loops count in 32 bits (a 64-bit counter next to
  * 16-bit data keeps the compiler from vectorising the bfloat16 version); forward and backward
@@ -76,5 +55,5 @@ static inline float f32_round(float f) { return f; }
         }                                                                                                \
     }
 
-DROPOUT_FUNCTION(dropout_f32, float, f32_load, f32_round)
+DROPOUT_FUNCTION(dropout_f32, float, f32_load, f32_store)
 DROPOUT_FUNCTION(dropout_bf16, uint16_t, bf16_load, bf16_round)

@@ -58,17 +58,10 @@ def keep_mask(n: int, key0: int, key1: int, dropped: int, device: torch.device |
 
 @functools.cache
 def _functions() -> dict[torch.dtype, ctypes._CFuncPtr] | None:
-    library = native.load("dropout")
-    if library is None:
-        return None
-    functions = {}
-    for dtype, name in _DTYPES.items():
-        fn = getattr(library, name)
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint32, ctypes.c_uint32,
-                       ctypes.c_uint32, ctypes.c_float, ctypes.c_int]
-        fn.restype = None
-        functions[dtype] = fn
-    return functions
+    functions = native.bind("dropout", tuple(_DTYPES.values()),
+                            [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint32, ctypes.c_uint32,
+                             ctypes.c_uint32, ctypes.c_float, ctypes.c_int])
+    return None if functions is None else {dtype: functions[symbol] for dtype, symbol in _DTYPES.items()}
 
 
 def _apply(x: torch.Tensor, keys: tuple[int, int], dropped: int, scale: float, backward: bool) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Small C kernels, compiled on first use with the machine's C compiler and loaded with ctypes.
 
 A kernel is a plain C file next to this module (no Python or torch headers, so it compiles in
-well under a second); the shared library is cached under ``$STEADYVAL_CACHE/native/``, keyed
-by the source, the compiler, its flags and the CPU, and written atomically. It is built with
+well under a second; ``bf16.h`` holds what they share); the shared library is cached under
+``$STEADYVAL_CACHE/native/``, keyed by the source and headers, the compiler, its flags and the
+CPU, and written atomically. It is built with
 OpenMP where the compiler has it (then it shares the OpenMP runtime torch has loaded), else
 without (one thread). Where no compiler is found, the compile fails, or
 ``STEADYVAL_NATIVE=0`` is set, :func:`load` returns None and the callers use torch's own ops,
@@ -74,10 +75,12 @@ def load(name: str) -> ctypes.CDLL | None:
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, timeout=30).stdout
         flags = FLAGS + _native_flag(compiler)
+        headers = [h.read_bytes() for h in sorted(source.parent.glob("*.h"))]  # what the sources include
         errors = ""
         for extra in ([OPENMP], []):
-            key = hashlib.sha256(b"\0".join([source.read_bytes(), compiler.encode(), " ".join(flags + extra).encode(),
-                                             version, _cpu_flags().encode(), platform.machine().encode()]))
+            key = hashlib.sha256(b"\0".join([source.read_bytes(), *headers, compiler.encode(),
+                                             " ".join(flags + extra).encode(), version, _cpu_flags().encode(),
+                                             platform.machine().encode()]))
             library = cache_root() / "native" / f"{name}-{key.hexdigest()[:16]}.so"
             if library.exists():
                 return ctypes.CDLL(str(library))
@@ -108,6 +111,20 @@ def _build(compiler: str, flags: list[str], source: Path, library: Path) -> str 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def bind(name: str, symbols: tuple[str, ...], argtypes: list[type], restype: type | None = None,
+         ) -> dict[str, ctypes._CFuncPtr] | None:
+    """The functions ``symbols`` of the compiled ``name``.c, all of one signature, or None where it is not built."""
+    library = load(name)
+    if library is None:
+        return None
+    functions = {}
+    for symbol in symbols:
+        fn = getattr(library, symbol)
+        fn.argtypes, fn.restype = argtypes, restype
+        functions[symbol] = fn
+    return functions
 
 
 def built(names: tuple[str, ...]) -> list[str]:

@@ -13,24 +13,8 @@
  * sets its thread count too and no second pool of threads competes with torch's.
  */
 #include <stdint.h>
-#include <string.h>
 
-static inline float bf16_load(uint16_t v) {
-    uint32_t u = (uint32_t)v << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* float -> bfloat16 of a value that bfloat16 holds exactly (a gradient copied through). */
-static inline uint16_t bf16_store(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return (uint16_t)(u >> 16);
-}
-
-static inline float f32_load(float v) { return v; }
-static inline float f32_store(float f) { return f; }
+#include "bf16.h"
 
 /* Below this many input elements one thread pools the batch: waking a second costs more. */
 #define MIN_PARALLEL (1 << 18)

@@ -26,17 +26,10 @@ _DTYPES = {torch.float32: "pool_f32", torch.bfloat16: "pool_bf16"}
 
 @functools.cache
 def _functions() -> dict[tuple[torch.dtype, str], ctypes._CFuncPtr] | None:
-    library = native.load("pool")
-    if library is None:
-        return None
-    functions = {}
-    for dtype, prefix in _DTYPES.items():
-        for step in ("forward", "backward"):
-            fn = getattr(library, f"{prefix}_{step}")
-            fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 6
-            fn.restype = None
-            functions[dtype, step] = fn
-    return functions
+    symbols = {(dtype, step): f"{prefix}_{step}"
+               for dtype, prefix in _DTYPES.items() for step in ("forward", "backward")}
+    functions = native.bind("pool", tuple(symbols.values()), [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 6)
+    return None if functions is None else {key: functions[symbol] for key, symbol in symbols.items()}
 
 
 def _run(fn: ctypes._CFuncPtr, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *dims: int) -> None:
