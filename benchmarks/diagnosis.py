@@ -56,12 +56,14 @@ finding); chestxray_leak's helps unchanged (split.rebalance, aug.intensity and b
 Stop 16 (2026-12-07), all 21 with --quick on a 2-core AVX-512/bf16 EPYC (Zen 4), where the
 trainer runs bf16: at eead51a (before the C kernels) 17 of 17 first, 3 of 3 clean twins
 without a high finding, BatchNorm at batch 2 not a cause, 14.2 min; with the kernels and
-hash-drawn dropout masks (at 68df335) the same 17 / 17, 3 / 3 and 1 / 1 in 11.1 min. Helps
-there: split.rebalance (shortcut, chestxray_leak), data.drop_label_issues (label_noise),
-optim.lower_lr and avg.ema (lr_too_high), optim.larger_batch (batch_too_small),
-optim.smaller_batch (batch_too_large), aug.intensity (chestxray_leak); and on one clean twin,
-clean_patients, split.rebalance (+AUROC; that twin's split is site-imbalanced: its top finding
-is split.site_shift, below high), the first helps on a clean twin in this suite.
+hash-drawn dropout masks, at 68df335 and again at e930fff (first-layer gradients summed in
+fp32), the same 17 / 17, 3 / 3 and 1 / 1, in 11.1 and 11.0 min. Helps at e930fff:
+split.rebalance (shortcut, chestxray_leak), optim.lower_lr, avg.ema and both (lr_too_high),
+optim.larger_batch, optim.schedule and both (batch_too_small), optim.smaller_batch
+(batch_too_large), aug.intensity and its combination (chestxray_leak); and in both runs on
+one clean twin, clean_patients, split.rebalance (val AUROC up; that twin's top finding is
+split.site_shift, below high, so its split is somewhat site-imbalanced), the first helps on a
+clean twin in this suite.
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)

@@ -33,6 +33,25 @@ one process, --skip torch, the machine in a slow phase: ours 36, 37, 38 img/s, T
 19, 12 (its third fit in the process, as noted below): 1.95x, 1.91x, 3.06x, median 1.95x.
 Not met; the saving is within this machine's noise at 224 px.
 
+Stop 16 (2026-12-07), a 2-core AMD EPYC with AVX-512 and AVX512-BF16 (Zen 4), so precision
+auto = bf16; tensorflow-cpu 2.21 (Keras 3.15), 1,024 images, 3 rounds, --skip torch at 224 px.
+Before this stop's C kernels (eead51a): 224 px geometric ours 142, 122, 145 against TF-Keras
+57, 53, 68: 2.48x, 2.29x, 2.12x, median 2.29x (not met). With them (pooling, dropout,
+first-layer weight gradient, the training batch in one pass; at e930fff's code):
+
+    64 px   none       ours 2166, 1642, 1845  plain torch 689, 669, 418  TF-Keras  912, 1020, 1100  median 1.68x
+    64 px   geometric  ours 1959, 1653, 1588  plain torch 316, 254, 385  TF-Keras  587,  414,  679  median 3.34x
+    224 px  none       ours  192,  190,  174                             TF-Keras   86,   51,   52  median 3.35x
+    224 px  geometric  ours  196,  200,  196                             TF-Keras   51,   50,   51  median 3.83x
+
+TF-Keras's rate here is bimodal from fit to fit (50-57 or 68-86 img/s at 224 px); against the
+fastest geometric fit it made in any round this stop (77 img/s) ours at 196 is 2.55x. The runs
+of that row this stop, as the kernels came in: pooling and batch 2.38x (rounds 2.38, 3.61,
+2.36; ours 180-183); + dropout 3.51x (3.75, 2.35, 3.51; ours 178-185); + first-layer gradient
+2.93x (2.70, 2.93, 3.13; ours 177-191, Keras 71, 62, 57); the table above 3.83x. Monitoring
+stayed at 0.0 % of an epoch. fp32 here (the "fp32" column, what an AVX2 CPU runs): 76-88 img/s
+at 224 px geometric, 1.0-1.8x TF-Keras.
+
 An earlier run of both 224 px rows, two rounds each in one process, gave TF-Keras 22 and
 then 13 img/s for the geometric row (2.09x, 3.28x; the 13 was that process's fourth fit);
 the three rounds above (one process, --skip torch) agree at 21-22, so 1.99x is the figure.
