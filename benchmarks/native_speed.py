@@ -71,7 +71,7 @@ def stock_copy(model: nn.Sequential) -> nn.Sequential:
     stock = copy.deepcopy(model)
     for i, layer in enumerate(stock):
         if isinstance(layer, MaxPool2d):
-            stock[i] = nn.MaxPool2d(2)
+            stock[i] = nn.Sequential(nn.MaxPool2d(2), nn.ReLU(inplace=True)) if layer.relu else nn.MaxPool2d(2)
         elif i == 0:
             first = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size)
             first.load_state_dict(layer.state_dict())

@@ -272,6 +272,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each configuration, the three trainers back to back each time")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (TF-Keras always runs where it finds)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="ours's precision (auto: bf16 where the CPU has AVX512-BF16 or AMX); the fp32 "
+                             "column runs too unless this is fp32")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="steadyval-train-bench-"))
     synthetic = generate(SyntheticSpec(n_train=args.n, n_val=args.n // 4, seed=0), work / "data")
@@ -286,7 +289,7 @@ def main() -> None:
         ds = load_dataset(synthetic.path, image_size=size, cache_dir=work / "cache")
         for aug in args.augment:
             for _ in range(args.rounds):
-                ours, monitor, prec = steadyval_rate(ds, size, aug, work, "auto", args.device)
+                ours, monitor, prec = steadyval_rate(ds, size, aug, work, args.precision, args.device)
                 fp32 = steadyval_rate(ds, size, aug, work, "fp32", args.device)[0] if prec != "fp32" else ours
                 glibc_defaults()
                 plain = plain_torch_rate(ds, size, aug, args.device) if "torch" not in args.skip else None

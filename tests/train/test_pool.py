@@ -35,6 +35,9 @@ def _batch(shape: tuple[int, int, int, int], dtype: torch.dtype) -> torch.Tensor
     x = torch.randn(shape).to(dtype)
     x[0, :, :4, :4] = 0.0  # a window of ties
     x[0, :, 0, 1] = -0.0  # -0 after +0: equal, so the first (+0) wins
+    if shape[-2] >= 4 and shape[-1] >= 4:
+        x[0, :, 2:4, 0:2] = torch.tensor([[-0.0, -1.0], [-2.0, -3.0]])  # a -0 maximum (ReLU keeps -0)
+        x[0, :, 2:4, 2:4] = -1.5  # a negative maximum (ReLU makes it +0)
     x[-1, :, 2:4, 2:4] = float("-inf")  # every value -inf: the first wins
     x[-1, 0, 0, 1] = float("nan")
     x[-1, 0, 1, 1] = float("nan")  # two NaNs in one window
@@ -46,21 +49,27 @@ def _batch(shape: tuple[int, int, int, int], dtype: torch.dtype) -> torch.Tensor
 # the last two are above the C code's MIN_PARALLEL elements: shared among the threads
 @pytest.mark.parametrize("shape", [(3, 5, 8, 8), (4, 32, 17, 23), (1, 1, 2, 3), (16, 8, 64, 64), (8, 16, 65, 67)])
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("relu", [False, True])
 def test_outputs_and_gradients_are_torch_s_bit_for_bit(dtype: torch.dtype, shape: tuple[int, int, int, int],
-                                                        threads: int) -> None:
+                                                        threads: int, relu: bool) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _check_against_torch(shape, dtype)
+        _check_against_torch(shape, dtype, relu)
     finally:
         torch.set_num_threads(before)
 
 
-def _check_against_torch(shape: tuple[int, int, int, int], dtype: torch.dtype) -> None:
+def _check_against_torch(shape: tuple[int, int, int, int], dtype: torch.dtype, relu: bool) -> None:
     x = _batch(shape, dtype)
     assert fast_path(x)
     ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_ours, y_theirs = MaxPool2d(2)(ours), F.max_pool2d(theirs, 2)
+    y_ours, y_theirs = MaxPool2d(2, relu=relu)(ours), F.max_pool2d(theirs, 2)
+    if relu:  # torch's max pooling, then its ReLU (values and threshold_backward)
+        y_theirs = F.relu(y_theirs)
+        if shape[-2] >= 4 and shape[-1] >= 4:
+            assert (y_theirs == 0).any() and (y_theirs > 0).any()  # both sides of the ReLU are tested
+            assert torch.signbit(y_theirs[0, :, 1, 0]).all() and not torch.signbit(y_theirs[0, :, 1, 1]).any()
     assert _same(y_ours, y_theirs)
     g = torch.randn(y_theirs.shape).to(dtype).contiguous(memory_format=torch.channels_last)
     g[0, 0, 0, 0] = -0.0  # torch's gradient is 0 + g: +0
@@ -82,7 +91,8 @@ def test_a_training_step_of_the_ex2_model_is_the_same_with_torch_s_pooling() -> 
     theirs = build_model(config, in_channels=1).to(memory_format=torch.channels_last)
     for i, layer in enumerate(theirs):
         if isinstance(layer, MaxPool2d):
-            theirs[i] = nn.MaxPool2d(2)
+            assert layer.relu  # the model's Pool -> ReLU, fused
+            theirs[i] = nn.Sequential(nn.MaxPool2d(2), nn.ReLU())
     x = torch.randn(8, 1, 48, 48).contiguous(memory_format=torch.channels_last)
     for model in (ours, theirs):
         torch.manual_seed(1)  # the same dropout masks
@@ -109,6 +119,8 @@ def test_other_poolings_and_layouts_are_nn_maxpool2d_s(monkeypatch: pytest.Monke
     for layer, x in cases:
         reference = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
         assert torch.equal(layer(x), reference(x))
+        layer.relu = True
+        assert torch.equal(layer(x), F.relu(reference(x)))
     assert calls == []
     assert repr(MaxPool2d(2)) == repr(nn.MaxPool2d(2)) and not list(MaxPool2d(2).state_dict())
 

@@ -5,8 +5,14 @@
  * NaN's bit pattern aside): the first maximum of a window in row-major order wins, a NaN
  * wins over any number (the last NaN of a window), and a gradient is written as 0 + g, so
  * -0 becomes +0 as torch's zero-filled accumulation makes it. The argmax is kept as one byte
- * per output (0..3) instead of torch's 8-byte index, and the gradient is written in one pass
- * instead of a zero fill followed by a scatter.
+ * per output (0..3, or 4: see relu below) instead of torch's 8-byte index, and the gradient
+ * is written in one pass instead of a zero fill followed by a scatter.
+ *
+ * With relu set, the forward pass also applies ReLU to the pooled value (the model's Pool ->
+ * ReLU in one pass), bit for bit torch's relu: a negative maximum becomes +0, -0 and NaN are
+ * kept. Its gradient is torch's threshold_backward (zero where the output is <= 0) followed by
+ * the pooling's: a window whose maximum is <= 0 keeps argmax 4, which matches none of the 4
+ * positions, so the backward pass, unchanged, writes zeros there. ReLU's backward costs nothing.
  *
  * The rows of the batch are shared among OpenMP threads. Built with -fopenmp, the library
  * uses the OpenMP runtime torch has loaded (the same libgomp.so.1), so torch.set_num_threads
@@ -21,7 +27,8 @@
 
 #define POOL_FUNCTIONS(NAME, T, LOAD, STORE)                                                             \
     void NAME##_forward(const T *restrict x, T *restrict y, uint8_t *restrict arg, int64_t n,           \
-                        int64_t h, int64_t w, int64_t c, int64_t ho, int64_t wo) {                       \
+                        int64_t h, int64_t w, int64_t c, int64_t ho, int64_t wo, int64_t relu) {         \
+        const T zero = STORE(0.0f);                                                                      \
         _Pragma("omp parallel for schedule(static) if (n * h * w * c >= MIN_PARALLEL)")                  \
         for (int64_t row = 0; row < n * ho; ++row) { /* one output row: input rows 2i, 2i + 1 */         \
             const T *row0 = x + ((row / ho) * h + 2 * (row % ho)) * w * c, *row1 = row0 + w * c;         \
@@ -46,8 +53,11 @@
                     a = t ? 2 : a;                                                                       \
                     v = LOAD(p3[k]);                                                                     \
                     t = (v > m) | (v != v);                                                              \
+                    m = t ? v : m;                                                                       \
                     best = t ? p3[k] : best;                                                             \
                     a = t ? 3 : a;                                                                       \
+                    best = (relu & (m < 0.0f)) ? zero : best; /* NaN compares false: kept */             \
+                    a = (relu & (m <= 0.0f)) ? 4 : a;                                                    \
                     yr[j * c + k] = best;                                                                \
                     ar[j * c + k] = a;                                                                   \
                 }                                                                                        \
