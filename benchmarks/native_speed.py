@@ -64,11 +64,12 @@ def layer_ms(layer: nn.Module, x: torch.Tensor, n: int) -> float:
 
 
 def stock_copy(model: nn.Sequential) -> nn.Sequential:
-    """``model`` with torch's own layers for those that have C kernels (same weights): nn.MaxPool2d,
-    nn.Conv2d for the first layer, and nn.Dropout (torch's Bernoulli masks) for MaskDropout."""
+    """``model`` with torch's own layers for those that have C kernels (same weights), run one by one
+    (the first block not fused): nn.MaxPool2d then nn.ReLU, nn.Conv2d for the first layer, and
+    nn.Dropout (torch's Bernoulli masks) for MaskDropout."""
     import copy
 
-    stock = copy.deepcopy(model)
+    stock = nn.Sequential(*copy.deepcopy(list(model)))  # layer by layer: no fused first block
     for i, layer in enumerate(stock):
         if isinstance(layer, MaxPool2d):
             stock[i] = nn.Sequential(nn.MaxPool2d(2), nn.ReLU(inplace=True)) if layer.relu else nn.MaxPool2d(2)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from steadyval.config import TrainConfig
+from steadyval.train.block import SmallCNN
 from steadyval.train.conv import Conv2d
 from steadyval.train.dropout import MaskDropout
 from steadyval.train.pool import MaxPool2d
@@ -34,7 +35,7 @@ def build_model(config: TrainConfig, in_channels: int) -> nn.Module:
     return model
 
 
-def _small_cnn(config: TrainConfig, in_channels: int) -> nn.Sequential:
+def _small_cnn(config: TrainConfig, in_channels: int) -> SmallCNN:
     """Ex. 1: Conv32-Pool-Flatten-Dense; Ex. 2: Conv32-Pool-Conv64-Pool-Flatten-Dropout-Dense."""
     widths = [32] if config.model == "small_cnn" else [32, 64]
     default_dropout = 0.0 if config.model == "small_cnn" else 0.5
@@ -57,7 +58,7 @@ def _small_cnn(config: TrainConfig, in_channels: int) -> nn.Sequential:
     if dropout > 0:
         layers.append(MaskDropout(dropout))
     layers.append(nn.Linear(channels * size * size, 1))
-    return nn.Sequential(*layers)
+    return SmallCNN(*layers)  # the first block fused where it can be (block.py)
 
 
 def _initialise(model: nn.Module, scheme: str) -> None:

@@ -37,7 +37,7 @@ from steadyval.train.models import build_model, count_parameters
 from steadyval.train.run import TIMING_COLUMNS, Run, save_epoch, save_static, val_metrics
 
 # The C kernels the trainer's modules use on the CPU (steadyval.train.native).
-KERNELS = ("batch", "conv", "dropout", "pool")
+KERNELS = ("batch", "block", "conv", "dropout", "pool")
 # A completed run's training state, written with keep_state=True so that it can be resumed.
 STATE_FILE = "state.pt"
 # Inference batches hold about this many bytes of first-layer activations (512 images at
