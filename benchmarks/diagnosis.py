@@ -64,6 +64,11 @@ optim.larger_batch, optim.schedule and both (batch_too_small), optim.smaller_bat
 one clean twin, clean_patients, split.rebalance (val AUROC up; that twin's top finding is
 split.site_shift, below high, so its split is somewhat site-imbalanced), the first helps on a
 clean twin in this suite.
+Later that day (new session, same machine type) at 5381df4, with the first block fused
+(block.c: its fp32 arithmetic changes the bf16 rounding, so trainings differ in the last
+digits from those before): 17 / 17, 3 / 3 and 1 / 1 again, in 11 min (620 s of scenarios).
+Helps: as at e930fff, except that batch_too_small now gets optim.larger_batch only (no
+optim.schedule) and clean_patients gets split.rebalance, aug.intensity and both.
 
     python benchmarks/diagnosis.py             # 64 px, 1,000 images per scenario
     python benchmarks/diagnosis.py --quick     # 32 px, 600 images, fewer epochs (~10 min)

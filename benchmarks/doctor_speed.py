@@ -65,8 +65,12 @@ come from a hash, so the arms draw other random numbers than before). On the AVX
 machine of stops 8-15 the kernels were not measured; in fp32 on this one they make a 64 px
 step 1.30x faster (benchmarks/native_speed.py --precision fp32), which at that machine's 63-75 s
 per training would put its 9-training doctor at about 8-9.5 min.
+Later that day (a new session, same machine type), with the pooling's ReLU and the first block
+fused (pool.c, block.c; at 5381df4): 4.4 min (263 s), the same 18 trainings at 14.0 s each
+inside the doctor, one alone 17.4 s; baseline 17.2 %, probes 3.0 %, trials 78.7 %;
+split.rebalance helps (val AUROC +0.013 [0.004, 0.022]), the other four arms no_effect.
 
-    python benchmarks/doctor_speed.py [--n 2000] [--epochs 20]
+    python benchmarks/doctor_speed.py [--n 2000] [--epochs 20] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -88,12 +92,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="the trainings' precision (auto: bf16 where the CPU has AVX512-BF16 or AMX)")
     args = parser.parse_args()
     n_val = args.n // 5
     spec = SyntheticSpec(n_train=args.n - n_val, n_val=n_val, image_size=64, sites=DISTINCT_SITES,
                          site_mix={"train": (0.85, 0.15), "val": (0.2, 0.8)}, prevalence=0.25,
                          lesion_strength=0.35, seed=7)
-    config = TrainConfig(epochs=args.epochs)
+    config = TrainConfig(epochs=args.epochs, precision=args.precision)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         data = generate(spec, tmp / "data").path

@@ -52,6 +52,21 @@ of that row this stop, as the kernels came in: pooling and batch 2.38x (rounds 2
 stayed at 0.0 % of an epoch. fp32 here (the "fp32" column, what an AVX2 CPU runs): 76-88 img/s
 at 224 px geometric, 1.0-1.8x TF-Keras.
 
+Later that day (a new session on the same machine type), with the pooling's ReLU fused into
+pool.c and the first block (convolution, pooling, ReLU) in one pass (block.c), at 5381df4,
+3 rounds; 64 px with the plain torch loop, 224 px --skip torch:
+
+    64 px   none       ours 2285, 2347, 2625  plain torch 424, 580, 563  TF-Keras 848, 815, 852  median 2.88x
+    64 px   geometric  ours 2378, 2525, 2404  plain torch 509, 407, 549  TF-Keras 873, 895, 751  median 2.82x
+    224 px  none       ours  223,  218,  227                             TF-Keras  87,  90,  51  median 2.57x
+    224 px  geometric  ours  221,  201,  210                             TF-Keras  79,  75,  72  median 2.78x
+
+TF-Keras was in its fast mode for most fits this time; every 224 px geometric round is above
+2.5x against it (2.78, 2.68, 2.91), where the run before had one round at 2.40x (ours 187
+against 78) with the median at 3.05x (rounds 3.53, 2.40, 3.05; ours 193, 187, 200). The fp32
+column (what an AVX2 CPU runs) rose from 76-94 to 96-102 img/s at 224 px geometric. Monitoring
+0.0 % at 224 px, 0.4-1.6 % at 64 px.
+
 An earlier run of both 224 px rows, two rounds each in one process, gave TF-Keras 22 and
 then 13 img/s for the geometric row (2.09x, 3.28x; the 13 was that process's fourth fit);
 the three rounds above (one process, --skip torch) agree at 21-22, so 1.99x is the figure.

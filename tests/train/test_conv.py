@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -74,6 +76,7 @@ def test_a_first_layer_has_conv_c_s_gradients_summed_in_float32(bf16: bool, cin:
     calls = []
     original = conv._FirstLayerConv.apply
     monkeypatch.setattr(conv._FirstLayerConv, "apply", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(conv, "first_layer_fast_here", lambda: True)  # its numbers on any CPU
     torch.manual_seed(2)
     ours = Conv2d(cin, out, 3).to(memory_format=torch.channels_last)
     reference = nn.Conv2d(cin, out, 3).to(memory_format=torch.channels_last)
@@ -93,7 +96,8 @@ def test_a_first_layer_has_conv_c_s_gradients_summed_in_float32(bf16: bool, cin:
 
 
 @needs_compiler
-def test_the_first_layer_gradient_does_not_depend_on_the_thread_count() -> None:
+def test_the_first_layer_gradient_does_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conv, "first_layer_fast_here", lambda: True)
     layer = Conv2d(1, 32, 3).to(memory_format=torch.channels_last)
     x = torch.randn(16, 1, 64, 64).contiguous(memory_format=torch.channels_last)
     g = torch.randn(16, 32, 62, 62).contiguous(memory_format=torch.channels_last)
@@ -116,3 +120,24 @@ def test_other_first_layers_are_nn_conv2d_s(monkeypatch: pytest.MonkeyPatch) -> 
         x = torch.randn(2, cin, 12, 12, requires_grad=needs_grad)
         layer(x).sum().backward()
     assert calls == []
+
+
+def test_without_avx512_a_first_layer_is_nn_conv2d_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(conv._FirstLayerConv, "apply", lambda *a: calls.append(1))
+    monkeypatch.setattr(conv, "first_layer_fast_here", lambda: False)
+    Conv2d(1, 32, 3)(torch.randn(2, 1, 12, 12)).sum().backward()
+    assert calls == []
+
+
+@needs_compiler
+def test_conv_c_is_used_where_it_is_built_with_avx512() -> None:
+    import os
+    import platform
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if platform.machine() not in ("x86_64", "AMD64") or not flags:
+        pytest.skip("reads the x86 CPU flags from /proc/cpuinfo")
+    if os.environ.get("CC"):
+        pytest.skip("a CC override may build for another CPU than this one")
+    assert conv.first_layer_fast_here() == (" avx512f" in flags)

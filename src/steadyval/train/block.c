@@ -93,9 +93,33 @@ typedef int32_t vi16 __attribute__((vector_size(64)));
             }                                                                                           \
     }
 
-/* v[idx[k]] for each lane k (indices 0..15): one permute instruction with GCC on AVX-512. */
-#if defined(__GNUC__) && !defined(__clang__)
+/* table[idx[k]] for each lane k (indices 0..15): one permute instruction with GCC on AVX-512.
+ * Without AVX-512 GCC makes the 16-lane shuffle of scalar moves; as two 8-lane shuffles over
+ * the table's two halves it is two permutes and a blend each on AVX2. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
 #define SELECT(table, idx) __builtin_shuffle((table), (idx))
+#elif defined(__GNUC__) && !defined(__clang__)
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+typedef union {
+    v16 whole;
+    v8 half[2];
+} v16_halves;
+typedef union {
+    vi16 whole;
+    vi8 half[2];
+} vi16_halves;
+/* a statement expression, not a function: a function taking 64-byte vectors draws GCC's ABI
+ * warning without AVX-512 */
+#define SELECT(table, idx)                                                                              \
+    ({                                                                                                  \
+        const v16_halves t_ = {.whole = (table)};                                                      \
+        const vi16_halves i_ = {.whole = (idx)};                                                       \
+        v16_halves r_;                                                                                  \
+        r_.half[0] = __builtin_shuffle(t_.half[0], t_.half[1], i_.half[0]);                            \
+        r_.half[1] = __builtin_shuffle(t_.half[0], t_.half[1], i_.half[1]);                            \
+        r_.whole;                                                                                       \
+    })
 #else
 static inline v16 select16(v16 table, vi16 idx) {
     v16 r;
@@ -215,3 +239,4 @@ IMAGE_FUNCTIONS(uint16_t, bf16_load, bf16_round, bf16)
 
 BLOCK_FUNCTIONS(float, f32)
 BLOCK_FUNCTIONS(uint16_t, bf16)
+

@@ -96,6 +96,17 @@ def _first_layer_functions() -> dict[torch.dtype, ctypes._CFuncPtr] | None:
     return None if functions is None else {dtype: functions[symbol] for dtype, symbol in symbols.items()}
 
 
+@functools.cache
+def first_layer_fast_here() -> bool:
+    """True where ``conv.c`` is built with AVX-512, where it was measured faster than oneDNN's
+    weight gradient. With AVX2 only (emulated on the AVX-512 machine: -march=x86-64-v3,
+    ONEDNN_MAX_CPU_ISA=AVX2) its per-image sums spill out of the 16 registers: a 224 px first
+    layer's forward and backward (batch 32, fp32) took 293 ms against torch's 122, so there
+    torch's runs."""
+    probe = native.bind("conv", ("conv_wide_vectors",), [], ctypes.c_int)
+    return probe is not None and _first_layer_functions() is not None and probe["conv_wide_vectors"]() == 1
+
+
 class _FirstLayerConv(torch.autograd.Function):
     """A convolution whose input needs no gradient, with ``conv.c``'s weight and bias gradients.
 
@@ -138,8 +149,10 @@ class Conv2d(nn.Conv2d):
     - at least ``MIN_IN_CHANNELS`` input channels and ``MIN_OUTPUT_PIXELS`` output pixels, in
       fp32 outside autocast: the blocked im2col GEMM above;
     - a first layer (``FIRST_LAYER_IN`` / ``FIRST_LAYER_OUT`` channels, 3x3, an input that needs
-      no gradient), in fp32 or under bf16 autocast: ``conv.c``'s weight gradient, where oneDNN's
-      is slowest, summed in fp32 (under autocast torch's is rounded to bf16).
+      no gradient), in fp32 or under bf16 autocast, on an AVX-512 CPU (``first_layer_fast_here``):
+      ``conv.c``'s weight gradient, where oneDNN's is slowest, summed in fp32 (under autocast
+      torch's is rounded to bf16). The small CNNs' first layer mostly runs as ``block.py``'s
+      fused first block instead; this is for the others (batch norm after the first layer).
 
     Parameters, state-dict names and forward outputs are ``nn.Conv2d``'s.
     """
@@ -155,7 +168,7 @@ class Conv2d(nn.Conv2d):
         dtype = torch.get_autocast_dtype("cpu") if autocast else x.dtype
         if (self.in_channels in FIRST_LAYER_IN and self.out_channels in FIRST_LAYER_OUT and k == 3
                 and not x.requires_grad and dtype in (torch.float32, torch.bfloat16)
-                and _first_layer_functions() is not None):
+                and first_layer_fast_here()):
             return _FirstLayerConv.apply(x, self.weight, self.bias, dtype)
         if (x.dtype == torch.float32 and not autocast and self.in_channels >= MIN_IN_CHANNELS
                 and (x.shape[-2] - k + 1) * (x.shape[-1] - k + 1) >= MIN_OUTPUT_PIXELS):
