@@ -69,6 +69,11 @@ Later that day (a new session, same machine type), with the pooling's ReLU and t
 fused (pool.c, block.c; at 5381df4): 4.4 min (263 s), the same 18 trainings at 14.0 s each
 inside the doctor, one alone 17.4 s; baseline 17.2 %, probes 3.0 %, trials 78.7 %;
 split.rebalance helps (val AUROC +0.013 [0.004, 0.022]), the other four arms no_effect.
+An AVX2-only CPU emulated on that machine (kernels built with -march=x86-64-v3 by a CC wrapper,
+ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, --precision
+fp32): at 5381df4 9.7 min (583 s), 18 trainings at 31.6 s (one alone 41.7 s); at c91339a (the
+first block in 8-wide groups without AVX-512) 7.6 min (457 s), 18 trainings at 24.7 s (one
+alone 30.6 s); split.rebalance helps (churn -23 % [15, 29]), loss.class_weights hurts.
 
     python benchmarks/doctor_speed.py [--n 2000] [--epochs 20] [--precision fp32]
 """

@@ -78,3 +78,18 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
             st = os.stat(os.path.join(dirpath, f))
             out[os.path.relpath(os.path.join(dirpath, f), root)] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def at_thread_counts(run: Callable[[], object], counts: tuple[int, ...] = (1, 2)) -> list:
+    """``run()``'s result with torch using each of ``counts`` threads; the thread count is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in counts:
+            torch.set_num_threads(threads)
+            results.append(run())
+    finally:
+        torch.set_num_threads(before)
+    return results

@@ -15,6 +15,7 @@ from steadyval.train.block import SmallCNN
 from steadyval.train.conv import Conv2d
 from steadyval.train.models import build_model
 from steadyval.train.pool import MaxPool2d
+from tests.conftest import at_thread_counts
 
 needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler on this machine (cc, gcc, clang)")
 
@@ -81,14 +82,7 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
     model = _block(1, 32)
     x = torch.randn(16, 1, 64, 64).contiguous(memory_format=torch.channels_last)
     g = torch.randn(16, 32, 31, 31).contiguous(memory_format=torch.channels_last)
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            results.append(_run(model, x, g, True))
-    finally:
-        torch.set_num_threads(before)
+    results = at_thread_counts(lambda: _run(model, x, g, True))
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from steadyval.train import conv, native
 from steadyval.train.conv import Conv2d, weight_gradient
+from tests.conftest import at_thread_counts
 
 
 def _grads(layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -101,14 +102,7 @@ def test_the_first_layer_gradient_does_not_depend_on_the_thread_count(monkeypatc
     layer = Conv2d(1, 32, 3).to(memory_format=torch.channels_last)
     x = torch.randn(16, 1, 64, 64).contiguous(memory_format=torch.channels_last)
     g = torch.randn(16, 32, 62, 62).contiguous(memory_format=torch.channels_last)
-    before = torch.get_num_threads()
-    grads = []
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            grads.append(_first_layer_grads(layer, x, g, True)[1:])
-    finally:
-        torch.set_num_threads(before)
+    grads = at_thread_counts(lambda: _first_layer_grads(layer, x, g, True)[1:])
     assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
 
 
