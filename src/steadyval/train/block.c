@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "bf16.h"
+#include "first_layer.h"
 
 /* Fused multiply-adds here (native.py builds with -ffp-contract=off, which batch.c's exact
  * match with torch needs): the forward pass is all multiply-adds, and twice as fast with them. */
@@ -206,13 +207,6 @@ static inline vf select16(const table16 *tab, vi idx) {
 IMAGE_FUNCTIONS(float, f32_load, f32_store, f32)
 IMAGE_FUNCTIONS(uint16_t, bf16_load, bf16_round, bf16)
 
-#define PICK(PREFIX, SUFFIX, CIN, O)                                                                    \
-    ((CIN) == 1 ? ((O) == 16 ? PREFIX##_1_16_##SUFFIX : (O) == 32 ? PREFIX##_1_32_##SUFFIX             \
-                   : (O) == 64 ? PREFIX##_1_64_##SUFFIX : NULL)                                         \
-     : (CIN) == 3 ? ((O) == 16 ? PREFIX##_3_16_##SUFFIX : (O) == 32 ? PREFIX##_3_32_##SUFFIX           \
-                     : (O) == 64 ? PREFIX##_3_64_##SUFFIX : NULL)                                       \
-                  : NULL)
-
 /* x: (n, h, w, cin); wt: (9 * cin, o) float32; bias: (o,) float32; y and arg: (n, (h - 2) / 2,
  * (w - 2) / 2, o), written. Returns 0; -2 for a shape without a function here. */
 #define BLOCK_FUNCTIONS(T, SUFFIX)                                                                      \
@@ -242,13 +236,7 @@ IMAGE_FUNCTIONS(uint16_t, bf16_load, bf16_round, bf16)
         _Pragma("omp parallel for schedule(dynamic, 1) if (n * pooled >= MIN_PARALLEL)")                \
         for (int64_t b = 0; b < n; ++b)                                                                 \
             image(x + b * h * w * cin, g + b * pooled, arg + b * pooled, sums + b * per, h, w);         \
-        for (int64_t i = 0; i < per; ++i) { /* the images' sums in batch order */                      \
-            float total = 0.0f;                                                                         \
-            for (int64_t b = 0; b < n; ++b) total += sums[b * per + i];                                 \
-            const int64_t t = i / o, c = i % o;                                                         \
-            if (t < taps) dw[c * taps + t] = total;                                                     \
-            else db[c] = total;                                                                         \
-        }                                                                                               \
+        add_image_sums(sums, n, cin, o, dw, db);                                                        \
         free(sums);                                                                                     \
         return 0;                                                                                       \
     }

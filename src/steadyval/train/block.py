@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from steadyval.train import native
+from steadyval.train.conv import FIRST_LAYER_IN, FIRST_LAYER_OUT
 from steadyval.train.pool import MaxPool2d
 
-IN_CHANNELS, OUT_CHANNELS = (1, 3), (16, 32, 64)
 _SUFFIX = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
@@ -45,13 +45,6 @@ def _functions() -> dict[tuple[torch.dtype, str], ctypes._CFuncPtr] | None:
         return None
     return {(dtype, step): found[step][f"{step}_{suffix}"]  # type: ignore[index]
             for dtype, suffix in _SUFFIX.items() for step in found}
-
-
-def _check(status: int, shape: tuple[int, ...]) -> None:
-    if status == -1:
-        raise MemoryError(f"no memory for the per-image weight gradients of a {shape} convolution")
-    if status:
-        raise RuntimeError(f"block.c has no kernel for a {shape} convolution")
 
 
 class _FirstBlock(torch.autograd.Function):
@@ -68,8 +61,8 @@ class _FirstBlock(torch.autograd.Function):
         y = torch.empty((n, o, hp, wp), dtype=dtype, memory_format=torch.channels_last)
         arg = torch.empty((n, hp, wp, o), dtype=torch.uint8)
         fn = _functions()[dtype, "forward"]  # type: ignore[index]  # checked by the caller
-        _check(fn(x.data_ptr(), taps.data_ptr(), b.data_ptr(), y.data_ptr(), arg.data_ptr(), n, cin, h, w, o),
-               tuple(weight.shape))
+        native.check(fn(x.data_ptr(), taps.data_ptr(), b.data_ptr(), y.data_ptr(), arg.data_ptr(), n, cin, h, w, o),
+                     "block.c", tuple(weight.shape))
         ctx.save_for_backward(x, arg)
         ctx.shape = tuple(weight.shape)
         return y
@@ -84,8 +77,8 @@ class _FirstBlock(torch.autograd.Function):
         grad_w = torch.empty((o, k, k, cin)).permute(0, 3, 1, 2)  # the weight's channels-last layout
         grad_b = torch.empty(o)
         fn = _functions()[x.dtype, "backward"]  # type: ignore[index]
-        _check(fn(x.data_ptr(), grad.data_ptr(), arg.data_ptr(), grad_w.data_ptr(), grad_b.data_ptr(),
-                  n, cin, h, w, o), ctx.shape)
+        native.check(fn(x.data_ptr(), grad.data_ptr(), arg.data_ptr(), grad_w.data_ptr(), grad_b.data_ptr(),
+                        n, cin, h, w, o), "block.c", ctx.shape)
         return None, grad_w, grad_b, None
 
 
@@ -96,13 +89,11 @@ def fused(conv: nn.Module, pool: nn.Module, x: torch.Tensor) -> torch.dtype | No
     if (conv._forward_hooks or conv._forward_pre_hooks or pool._forward_hooks or pool._forward_pre_hooks
             or conv._backward_hooks or pool._backward_hooks):
         return None  # somebody reads a layer's output or gradient: run the layers
-    if not (conv.in_channels in IN_CHANNELS and conv.out_channels in OUT_CHANNELS and conv.kernel_size == (3, 3)
+    if not (conv.in_channels in FIRST_LAYER_IN and conv.out_channels in FIRST_LAYER_OUT and conv.kernel_size == (3, 3)
             and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.dilation == (1, 1)
             and conv.groups == 1 and conv.bias is not None and conv.padding_mode == "zeros"):
         return None
-    plain_pool = (pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2), None) and pool.padding in (0, (0, 0))
-                  and pool.dilation in (1, (1, 1)) and not pool.ceil_mode and not pool.return_indices)
-    if not plain_pool or x.device.type != "cpu" or x.dim() != 4 or x.shape[1] != conv.in_channels:
+    if not pool.is_2x2() or x.device.type != "cpu" or x.dim() != 4 or x.shape[1] != conv.in_channels:
         return None
     if x.shape[-2] < 4 or x.shape[-1] < 4 or x.requires_grad or conv.weight.device.type != "cpu":
         return None

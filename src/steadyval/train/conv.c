@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "bf16.h"
+#include "first_layer.h"
 
 #define MIN_PARALLEL (1 << 16)
 
@@ -67,24 +68,14 @@ IMAGE_FUNCTIONS(uint16_t, bf16_load, bf16)
     int wgrad_##SUFFIX(const T *restrict x, const T *restrict g, float *restrict dw, float *restrict db, \
                        int64_t n, int64_t cin, int64_t h, int64_t w, int64_t o) {                       \
         void (*image)(const T *restrict, const T *restrict, float *restrict, int64_t, int64_t) =        \
-            cin == 1 ? (o == 16 ? image_1_16_##SUFFIX : o == 32 ? image_1_32_##SUFFIX                   \
-                                  : o == 64 ? image_1_64_##SUFFIX : NULL)                               \
-            : cin == 3 ? (o == 16 ? image_3_16_##SUFFIX : o == 32 ? image_3_32_##SUFFIX                 \
-                                  : o == 64 ? image_3_64_##SUFFIX : NULL)                               \
-                       : NULL;                                                                          \
+            PICK(image, SUFFIX, cin, o);                                                                \
         if (image == NULL || h < 3 || w < 3) return -2;                                                 \
         const int64_t taps = 9 * cin, per = (taps + 1) * o, ho = h - 2, wo = w - 2;                     \
         float *sums = malloc((size_t)(n * per) * sizeof(float));                                        \
         if (sums == NULL) return -1;                                                                    \
         _Pragma("omp parallel for schedule(dynamic, 1) if (n * ho * wo * o >= MIN_PARALLEL)")           \
         for (int64_t b = 0; b < n; ++b) image(x + b * h * w * cin, g + b * ho * wo * o, sums + b * per, h, w); \
-        for (int64_t i = 0; i < per; ++i) { /* the images' sums in batch order */                      \
-            float total = 0.0f;                                                                         \
-            for (int64_t b = 0; b < n; ++b) total += sums[b * per + i];                                 \
-            const int64_t t = i / o, c = i % o;                                                         \
-            if (t < taps) dw[c * taps + t] = total;                                                     \
-            else if (db != NULL) db[c] = total;                                                         \
-        }                                                                                               \
+        add_image_sums(sums, n, cin, o, dw, db);                                                        \
         free(sums);                                                                                     \
         return 0;                                                                                       \
     }

@@ -35,7 +35,8 @@ from steadyval.train import native
 MIN_OUTPUT_PIXELS = 40 * 40
 # The first layer's one (or three) input channels gain nothing from the GEMM; see above.
 MIN_IN_CHANNELS = 8
-# The first layers whose weight gradient is conv.c's: 3x3, grey or RGB in, 16, 32 or 64 out.
+# The first layers conv.c (weight gradient) and block.c (first block) have kernels for: 3x3,
+# grey or RGB in, 16, 32 or 64 out.
 FIRST_LAYER_IN, FIRST_LAYER_OUT = (1, 3), (16, 32, 64)
 # Rows (output pixels) per im2col block: 16k rows x 9 x 32 channels is 18 MB, the fastest
 # block measured at 45-109 px outputs (4k: up to 10 % slower at 61 px).
@@ -134,10 +135,7 @@ class _FirstLayerConv(torch.autograd.Function):
         fn = _first_layer_functions()[x.dtype]  # type: ignore[index]  # checked by the caller
         status = fn(x.data_ptr(), grad.data_ptr(), grad_w.data_ptr(), None if grad_b is None else grad_b.data_ptr(),
                     x.shape[0], cin, x.shape[2], x.shape[3], o)
-        if status == -1:
-            raise MemoryError(f"no memory for the per-image weight gradients of a {tuple(ctx.shape)} convolution")
-        if status:
-            raise RuntimeError(f"conv.c has no weight gradient for a {tuple(ctx.shape)} convolution")
+        native.check(status, "conv.c", tuple(ctx.shape))
         return None, grad_w, grad_b, None
 
 

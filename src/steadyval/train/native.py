@@ -127,6 +127,15 @@ def bind(name: str, symbols: tuple[str, ...], argtypes: list[type], restype: typ
     return functions
 
 
+def check(status: int, kernel: str, shape: tuple[int, ...]) -> None:
+    """Raise for a first-layer kernel's status (conv.c, block.c): -1 out of memory, else no
+    function for ``shape``; 0 passes."""
+    if status == -1:
+        raise MemoryError(f"no memory for the per-image weight gradients of a {shape} convolution")
+    if status:
+        raise RuntimeError(f"{kernel} has no kernel for a {shape} convolution")
+
+
 def built(names: tuple[str, ...]) -> list[str]:
     """Those of ``names`` that are built and loaded here (building them if needed)."""
     return [name for name in names if load(name) is not None]

@@ -90,12 +90,15 @@ class MaxPool2d(nn.MaxPool2d):
     def extra_repr(self) -> str:
         return super().extra_repr() + (", relu=True" if self.relu else "")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def is_2x2(self) -> bool:
+        """A 2x2 window with stride 2 and nothing else set: the case the C kernels take."""
         pair = (2, 2)
-        plain = (_pair(self.kernel_size) == pair and _pair(self.stride or self.kernel_size) == pair
-                 and _pair(self.padding) == (0, 0) and _pair(self.dilation) == (1, 1)
-                 and not self.ceil_mode and not self.return_indices)
-        if plain and fast_path(x):
+        return (_pair(self.kernel_size) == pair and _pair(self.stride or self.kernel_size) == pair
+                and _pair(self.padding) == (0, 0) and _pair(self.dilation) == (1, 1)
+                and not self.ceil_mode and not self.return_indices)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_2x2() and fast_path(x):
             return _MaxPool2x2.apply(x, self.relu)
         y = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                          ceil_mode=self.ceil_mode, return_indices=self.return_indices)

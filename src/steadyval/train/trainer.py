@@ -3,9 +3,9 @@
 Speed comes from the data path, not the model: the uint8 images stay in one tensor on the
 training device, a batch is an index slice, and conversion, augmentation (kornia's transforms)
 and normalisation run on the whole batch, on the CPU in one C pass (``augment.training_batch``);
-the small CNNs' pooling, dropout and first-layer weight gradient also run C kernels there
-(``native``). Validation
-probabilities of every image are recorded each epoch in large inference batches.
+the small CNNs' first block (convolution, pooling, ReLU), pooling, dropout and first-layer
+weight gradient also run C kernels there (``native``). Validation probabilities of every
+image are recorded each epoch in large inference batches.
 """
 
 from __future__ import annotations
@@ -199,7 +199,8 @@ def train(dataset: Dataset, config: TrainConfig, out: Path | str, progress: bool
                                "parameters": count_parameters(model), "positive": dataset.positive,
                                "classes": list(dataset.classes), "steps_per_epoch": steps,
                                "precision": precision,
-                               # which C kernels ran (the resampled batch differs from torch's in rounding)
+                               # the C kernels built here, which the layers use where they apply
+                               # (results differ from torch's in rounding: the resampled batch, the first block)
                                "native_kernels": native.built(KERNELS) if device.type == "cpu" else []}
     stopper = EarlyStopping(config)
     best_state = copy.deepcopy(model.state_dict())
