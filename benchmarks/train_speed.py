@@ -65,7 +65,9 @@ TF-Keras was in its fast mode for most fits this time; every 224 px geometric ro
 2.5x against it (2.78, 2.68, 2.91), where the run before had one round at 2.40x (ours 187
 against 78) with the median at 3.05x (rounds 3.53, 2.40, 3.05; ours 193, 187, 200). The fp32
 column (what an AVX2 CPU runs) rose from 76-94 to 96-102 img/s at 224 px geometric. Monitoring
-0.0 % at 224 px, 0.4-1.6 % at 64 px.
+0.0 % at 224 px, 0.4-1.6 % at 64 px. The 224 px rows with the plain torch loop too, one
+round each at d054e9b: none ours 208, plain torch 35, TF-Keras 75 (5.93x, 2.77x); geometric
+ours 222, plain torch 34, TF-Keras 62 (6.56x, 3.55x).
 
 An AVX2-only CPU, emulated on that machine (kernels built by a CC wrapper with
 -march=x86-64-v3; ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2
